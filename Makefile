@@ -1,0 +1,39 @@
+# Every target creates or updates the virtualenv .venv/ first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MLOPS_HOME ?= $(CURDIR)/.mlops
+export MLOPS_HOME
+export KERAS_BACKEND ?= jax
+
+.PHONY: install demo test ui mlflow-ui bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install  ## set up, land demo data, run the main job on the embedded default
+	$(BIN)/mlops-assets demo
+
+test: install  ## set up and run the whole suite
+	$(BIN)/python -m pytest
+
+ui: install  ## Dagster webserver + daemon on 127.0.0.1:3000, instance under MLOPS_HOME
+	mkdir -p $(MLOPS_HOME)/dagster_home
+	DAGSTER_HOME=$(MLOPS_HOME)/dagster_home $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+mlflow-ui: install  ## MLflow UI on 127.0.0.1:5000 over the local tracking store
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLOPS_HOME)/mlflow.db --default-artifact-root $(MLOPS_HOME)/mlartifacts --host 127.0.0.1 --port 5000
+
+bench: install  ## data pipeline benchmark (writes bench/results/)
+	$(BIN)/python bench/data_pipeline.py
+
+clean:
+	rm -rf $(MLOPS_HOME)

@@ -1,0 +1,1 @@
+"""Pure data and ML logic over polars frames and numpy arrays. Nothing here imports dagster."""

@@ -1,0 +1,260 @@
+"""Cleaning one parsed batch: casts, UTC timestamps, range rules, spikes, de-duplication.
+
+Problems that make a batch untrustworthy raise `BatchError` (the batch is quarantined);
+known feed defects that have a safe repair (negative readings, spikes, re-sent rows) are
+repaired and counted in the `CleaningReport`, never silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import polars as pl
+
+from mlops_assets.core.ingest import ROW_COLUMN, BatchError
+from mlops_assets.core.spec import ColumnSpec, DatasetSpec
+
+_OFFSET = r"([+-]\d{2}:?\d{2})$"
+_DATE_TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M")
+MAX_REPORTED_ROWS = 1000
+
+
+@dataclass
+class CleaningReport:
+    rows_in: int = 0
+    rows_out: int = 0
+    exact_duplicates_dropped: int = 0
+    conflicting_duplicates_dropped: int = 0
+    out_of_range_nulled: dict[str, int] = field(default_factory=dict)
+    spikes_nulled: int = 0
+    null_counts: dict[str, int] = field(default_factory=dict)
+    missing_steps: int = 0
+    largest_gap_hours: float = 0.0
+    groups: int = 0
+    extra_columns: list[str] = field(default_factory=list)
+    first_timestamp: str | None = None
+    last_timestamp: str | None = None
+
+    @property
+    def duplicates_dropped(self) -> int:
+        return self.exact_duplicates_dropped + self.conflicting_duplicates_dropped
+
+    def reconciles(self) -> bool:
+        """Rows in = rows out + rows dropped with a reason."""
+        return self.rows_in == self.rows_out + self.duplicates_dropped
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def clean_batch(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> tuple[pl.DataFrame, CleaningReport]:
+    """Turn a parsed batch (with `_row`) into typed, UTC, de-duplicated rows sorted by key."""
+    report = CleaningReport(rows_in=frame.height)
+    _require_columns(frame, spec, file)
+    report.extra_columns = [c for c in frame.columns if c not in (*spec.required_columns, ROW_COLUMN)]
+    frame = frame.select(*spec.required_columns, ROW_COLUMN)
+    frame = _cast_timestamp(frame, spec, file)
+    frame = _cast_keys_and_categories(frame, spec, file)
+    frame = _cast_numeric(frame, spec, file)
+    frame = _apply_ranges(frame, spec, file, report)
+    frame = _null_spikes(frame, spec, report)
+    frame = _deduplicate(frame, spec, report)
+    _describe(frame, spec, report)
+    return frame.drop(ROW_COLUMN), report
+
+
+def _rows(frame: pl.DataFrame, mask: pl.Expr) -> list[int]:
+    return frame.filter(mask).get_column(ROW_COLUMN).head(MAX_REPORTED_ROWS).to_list()
+
+
+def _require_columns(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> None:
+    missing = [c for c in spec.required_columns if c not in frame.columns]
+    if missing:
+        raise BatchError(
+            file,
+            "missing_columns",
+            f"required by dataset spec {spec.name!r}; the file has {frame.columns[:20]}",
+            columns=missing,
+        )
+
+
+def _cast_timestamp(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> pl.DataFrame:
+    ts = spec.timestamp
+    dtype = frame.schema[ts]
+    if dtype == pl.String:
+        parsed = _parse_text_timestamps(pl.col(ts), spec)
+    elif isinstance(dtype, pl.Datetime):
+        col = pl.col(ts).dt.cast_time_unit("us")
+        parsed = col.dt.convert_time_zone("UTC") if dtype.time_zone else col.dt.replace_time_zone(
+            spec.timezone, ambiguous="earliest", non_existent="null"
+        ).dt.convert_time_zone("UTC")
+    else:
+        raise BatchError(file, "wrong_type", f"timestamp column has type {dtype}, expected text or datetime", columns=[ts])
+    out = frame.with_columns(parsed.alias("__ts"))
+    bad = pl.col(ts).is_not_null() & pl.col("__ts").is_null()
+    if out.select(bad.any()).item():
+        examples = out.filter(bad).get_column(ts).head(3).cast(pl.String).to_list()
+        raise BatchError(
+            file,
+            "unparseable_timestamps",
+            f"cannot read as timestamps (e.g. {examples}); use ISO-8601, with an offset or in {spec.timezone}",
+            rows=_rows(out, bad),
+            columns=[ts],
+        )
+    missing = pl.col(ts).is_null()
+    if out.select(missing.any()).item():
+        raise BatchError(file, "null_timestamps", "rows without a timestamp", rows=_rows(out, missing), columns=[ts])
+    off_grid = pl.col("__ts") != pl.col("__ts").dt.truncate(spec.frequency)
+    if out.select(off_grid.any()).item():
+        raise BatchError(
+            file,
+            "off_grid_timestamps",
+            f"timestamps are not on the {spec.frequency} grid",
+            rows=_rows(out, off_grid),
+            columns=[ts],
+        )
+    return out.with_columns(pl.col("__ts").alias(ts)).drop("__ts")
+
+
+def _parse_text_timestamps(column: pl.Expr, spec: DatasetSpec) -> pl.Expr:
+    """ISO-8601 text: with an offset (or Z) it is exact; without one it is wall-clock time in
+    the spec's zone. Formats are explicit so one bad value cannot change how others parse."""
+    text = column.str.strip_chars().str.replace(r"Z$", "+00:00")
+    has_offset = text.str.contains(_OFFSET)
+    if spec.timestamp_format:
+        naive_formats: tuple[str, ...] = (spec.timestamp_format,)
+    else:
+        naive_formats = (*_DATE_TIME_FORMATS, "%Y-%m-%d")
+    with_offset = pl.coalesce(
+        pl.when(has_offset).then(text).str.strptime(pl.Datetime("us", "UTC"), f + "%z", strict=False)
+        for f in _DATE_TIME_FORMATS
+    )
+    naive = pl.coalesce(
+        pl.when(~has_offset).then(text).str.strptime(pl.Datetime("us"), f, strict=False) for f in naive_formats
+    )
+    local = naive.dt.replace_time_zone(spec.timezone, ambiguous="earliest", non_existent="null")
+    return pl.coalesce(with_offset, local.dt.convert_time_zone("UTC"))
+
+
+def _cast_keys_and_categories(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> pl.DataFrame:
+    text_cols = [c for c in (spec.group, *spec.categorical_features) if c]
+    frame = frame.with_columns(pl.col(c).cast(pl.String).str.strip_chars() for c in text_cols)
+    if spec.group:
+        missing = pl.col(spec.group).is_null() | (pl.col(spec.group) == "")
+        if frame.select(missing.any()).item():
+            raise BatchError(file, "null_group", "rows without a group", rows=_rows(frame, missing), columns=[spec.group])
+    return frame
+
+
+def _cast_numeric(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> pl.DataFrame:
+    columns = [c.column for c in spec.value_columns]
+    casts = []
+    for name in columns:
+        dtype = frame.schema[name]
+        if dtype == pl.String:
+            casts.append(pl.col(name).str.strip_chars().cast(pl.Float64, strict=False).alias(name))
+        elif dtype.is_numeric() or dtype == pl.Null:
+            casts.append(pl.col(name).cast(pl.Float64).alias(name))
+        else:
+            raise BatchError(file, "wrong_type", f"column has type {dtype}, expected numbers", columns=[name])
+    typed = frame.with_columns(casts)
+    failed = [
+        n for n in columns if typed.select((frame.get_column(n).is_not_null() & pl.col(n).is_null()).any()).item()
+    ]
+    if failed:
+        mask = pl.any_horizontal(frame.get_column(n).is_not_null() & pl.col(n).is_null() for n in failed)
+        examples = {n: frame.filter(typed.get_column(n).is_null() & frame.get_column(n).is_not_null()).get_column(n).head(3).to_list() for n in failed}
+        raise BatchError(
+            file, "wrong_type", f"values are not numbers: {examples}", rows=_rows(typed, mask), columns=failed
+        )
+    non_finite = [n for n in columns if typed.select(pl.col(n).is_not_null() & ~pl.col(n).is_finite()).to_series().any()]
+    if non_finite:
+        mask = pl.any_horizontal(pl.col(n).is_not_null() & ~pl.col(n).is_finite() for n in non_finite)
+        raise BatchError(file, "non_finite", "NaN or infinite values", rows=_rows(typed, mask), columns=non_finite)
+    if typed.get_column(spec.target.column).null_count() == typed.height:
+        raise BatchError(file, "all_null_target", "the target has no values in this batch", columns=[spec.target.column])
+    return typed
+
+
+def _range_mask(col: ColumnSpec) -> pl.Expr | None:
+    parts = []
+    if col.min is not None:
+        parts.append(pl.col(col.column) < col.min)
+    if col.max is not None:
+        parts.append(pl.col(col.column) > col.max)
+    if not parts:
+        return None
+    return pl.any_horizontal(parts).fill_null(False)
+
+
+def _apply_ranges(frame: pl.DataFrame, spec: DatasetSpec, file: str, report: CleaningReport) -> pl.DataFrame:
+    rejected: list[str] = []
+    reject_masks = []
+    for col in spec.value_columns:
+        mask = _range_mask(col)
+        if mask is None:
+            continue
+        count = int(frame.select(mask.sum()).item())
+        if not count:
+            continue
+        if col.on_out_of_range == "null":
+            report.out_of_range_nulled[col.column] = count
+            frame = frame.with_columns(pl.when(mask).then(None).otherwise(pl.col(col.column)).alias(col.column))
+        else:
+            rejected.append(col.column)
+            reject_masks.append(mask)
+    if rejected:
+        ranges = {c.column: [c.min, c.max] for c in spec.value_columns if c.column in rejected}
+        raise BatchError(
+            file,
+            "out_of_range",
+            f"values outside the spec's ranges {ranges}",
+            rows=_rows(frame, pl.any_horizontal(reject_masks)),
+            columns=rejected,
+        )
+    return frame
+
+
+def _null_spikes(frame: pl.DataFrame, spec: DatasetSpec, report: CleaningReport) -> pl.DataFrame:
+    """Null target values more than `spike_mad_threshold` robust deviations from the group median."""
+    if not spec.spike_mad_threshold:
+        return frame
+    y = pl.col(spec.target.column)
+    over = [spec.group] if spec.group else None
+    median = y.median().over(over) if over else y.median()
+    mad = (y - median).abs().median()
+    mad = mad.over(over) if over else mad
+    score = (y - median).abs() / (1.4826 * mad)
+    spike = (score > spec.spike_mad_threshold).fill_null(False) & (mad > 0)
+    flagged = frame.select(spike.alias("spike")).get_column("spike")
+    report.spikes_nulled = int(flagged.sum())
+    if not report.spikes_nulled:
+        return frame
+    return frame.with_columns(pl.when(flagged).then(None).otherwise(y).alias(spec.target.column))
+
+
+def _deduplicate(frame: pl.DataFrame, spec: DatasetSpec, report: CleaningReport) -> pl.DataFrame:
+    """Keep the last row per key: later rows in a file are corrections of earlier ones."""
+    value_cols = [c for c in frame.columns if c != ROW_COLUMN]
+    exact = frame.height - frame.unique(subset=value_cols, keep="last", maintain_order=True).height
+    deduped = frame.unique(subset=spec.key_columns, keep="last", maintain_order=True)
+    report.exact_duplicates_dropped = exact
+    report.conflicting_duplicates_dropped = frame.height - deduped.height - exact
+    return deduped.sort(spec.key_columns)
+
+
+def _describe(frame: pl.DataFrame, spec: DatasetSpec, report: CleaningReport) -> None:
+    ts = pl.col(spec.timestamp)
+    step_us = spec.frequency_delta.total_seconds() * 1e6
+    over = [spec.group] if spec.group else None
+    gap = ts.diff().dt.total_microseconds()
+    gap = gap.over(over) if over else gap
+    gaps = frame.select((gap / step_us).alias("steps")).get_column("steps").drop_nulls()
+    report.rows_out = frame.height
+    report.missing_steps = int((gaps - 1).clip(lower_bound=0).sum()) if len(gaps) else 0
+    report.largest_gap_hours = float(gaps.max() * spec.frequency_delta.total_seconds() / 3600) if len(gaps) else 0.0
+    report.groups = frame.get_column(spec.group).n_unique() if spec.group else 1
+    report.null_counts = {c: n for c, n in zip(frame.columns, frame.null_count().row(0)) if n and c != ROW_COLUMN}
+    report.first_timestamp = str(frame.get_column(spec.timestamp).min())
+    report.last_timestamp = str(frame.get_column(spec.timestamp).max())

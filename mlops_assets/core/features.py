@@ -1,0 +1,172 @@
+"""Model features: calendar (local time, holidays), weather, and per-group lags and rolling
+statistics of the target. Lags are computed on a complete time grid per group, so a lag of
+24 h is 24 hours, and never reach into another group's series."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date
+from functools import lru_cache
+from typing import Any
+
+import polars as pl
+
+from mlops_assets.core.spec import DatasetSpec
+
+CALENDAR_COLUMNS = ("hour", "day_of_week", "month", "day_of_year", "is_weekend", "is_holiday", "hour_sin", "hour_cos", "year_sin", "year_cos")
+_LAG_INPUT = "__lag_input"
+
+
+@dataclass
+class FeatureReport:
+    rows_in: int
+    grid_rows: int
+    interpolated_target_points: int
+    rows_without_target: int
+    rows_without_full_lags: int
+    rows_out: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def steps(spec: DatasetSpec, hours: int) -> int:
+    return max(1, round(hours * 3600 / spec.frequency_delta.total_seconds()))
+
+
+def lag_columns(spec: DatasetSpec) -> list[str]:
+    y = spec.target.column
+    lags = [f"{y}_lag_{h}h" for h in spec.lags_hours]
+    rolls = [f"{y}_roll_{stat}_{w}h" for w in spec.rolling_windows_hours for stat in ("mean", "std")]
+    return lags + rolls
+
+
+def feature_columns(spec: DatasetSpec) -> list[str]:
+    """Model inputs in a fixed order; the group stays an input (as a category)."""
+    group = [spec.group] if spec.group else []
+    return [*group, *spec.categorical_features, *spec.numeric_columns, *CALENDAR_COLUMNS, *lag_columns(spec)]
+
+
+def categorical_columns(spec: DatasetSpec) -> list[str]:
+    return [*([spec.group] if spec.group else []), *spec.categorical_features]
+
+
+def build_features(history: pl.DataFrame, spec: DatasetSpec) -> tuple[pl.DataFrame, FeatureReport]:
+    """Rows with an observed target and complete lags; columns: keys, target, features."""
+    grid = complete_grid(history, spec)
+    grid = _with_lag_input(grid, spec)
+    interpolated = int(grid.select((pl.col(spec.target.column).is_null() & pl.col(_LAG_INPUT).is_not_null()).sum()).item())
+    frame = grid.with_columns(_weather_fill(spec)).with_columns(_lags(spec)).with_columns(_calendar(grid, spec))
+    lag_cols = lag_columns(spec)
+    has_target = pl.col(spec.target.column).is_not_null()
+    full_lags = pl.all_horizontal(pl.col(c).is_not_null() for c in lag_cols)
+    report = FeatureReport(
+        rows_in=history.height,
+        grid_rows=grid.height,
+        interpolated_target_points=interpolated,
+        rows_without_target=int(frame.select((~has_target).sum()).item()),
+        rows_without_full_lags=int(frame.select((has_target & ~full_lags).sum()).item()),
+        rows_out=0,
+    )
+    out = frame.filter(has_target & full_lags).select(spec.timestamp, spec.target.column, *feature_columns(spec))
+    out = out.select(*spec.key_columns, *[c for c in out.columns if c not in spec.key_columns])
+    report.rows_out = out.height
+    return out, report
+
+
+def complete_grid(history: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
+    """Every step between each group's first and last timestamp, missing ones as null rows."""
+    ts, freq = spec.timestamp, spec.frequency
+    bounds = history.group_by(spec.group) if spec.group else None
+    if bounds is not None:
+        spans = bounds.agg(pl.col(ts).min().alias("lo"), pl.col(ts).max().alias("hi"))
+        keys = spans.select(spec.group, pl.datetime_ranges("lo", "hi", interval=freq).alias(ts)).explode(ts)
+    else:
+        keys = history.select(pl.datetime_range(pl.col(ts).min(), pl.col(ts).max(), interval=freq).alias(ts))
+    return keys.join(history, on=spec.key_columns, how="left").sort(spec.key_columns)
+
+
+def _over(expr: pl.Expr, spec: DatasetSpec) -> pl.Expr:
+    return expr.over(spec.group) if spec.group else expr
+
+
+def _with_lag_input(grid: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
+    """The series lags read from: the target with gaps of at most `max_interpolate_hours`
+    filled linearly (shorter than any lag, so no future value reaches a prediction)."""
+    y = pl.col(spec.target.column)
+    limit = steps(spec, spec.max_interpolate_hours) if spec.max_interpolate_hours else 0
+    run = _over(y.is_null().rle_id(), spec)
+    parts = [spec.group, "__run"] if spec.group else ["__run"]
+    frame = grid.with_columns(run.alias("__run"))
+    frame = frame.with_columns(pl.len().over(parts).alias("__run_len"))
+    fill = y.is_null() & (pl.col("__run_len") <= limit)
+    return frame.with_columns(
+        pl.when(fill).then(_over(y.interpolate(), spec)).otherwise(y).alias(_LAG_INPUT)
+    ).drop("__run", "__run_len")
+
+
+def _weather_fill(spec: DatasetSpec) -> list[pl.Expr]:
+    """Forward-fill short weather gaps within a group (a past value, never a future one)."""
+    limit = steps(spec, spec.max_interpolate_hours) if spec.max_interpolate_hours else 0
+    return [_over(pl.col(c).forward_fill(limit=limit), spec).alias(c) for c in spec.numeric_columns]
+
+
+def _lags(spec: DatasetSpec) -> list[pl.Expr]:
+    y = spec.target.column
+    src = pl.col(_LAG_INPUT)
+    exprs = [_over(src.shift(steps(spec, h)), spec).alias(f"{y}_lag_{h}h") for h in spec.lags_hours]
+    shifted = src.shift(steps(spec, spec.horizon_hours))
+    for w in spec.rolling_windows_hours:
+        n = steps(spec, w)
+        exprs.append(_over(shifted.rolling_mean(n, min_samples=max(1, n // 2)), spec).alias(f"{y}_roll_mean_{w}h"))
+        exprs.append(_over(shifted.rolling_std(n, min_samples=max(2, n // 2)), spec).alias(f"{y}_roll_std_{w}h"))
+    return exprs
+
+
+def _calendar(grid: pl.DataFrame, spec: DatasetSpec) -> list[pl.Expr]:
+    """Calendar in the spec's local time zone: load follows local clocks, not UTC."""
+    local = pl.col(spec.timestamp).dt.convert_time_zone(spec.timezone)
+    local_dates = grid.select(local.dt.date().unique()).to_series().to_list()
+    holiday_dates = holiday_set(spec.holidays_country, tuple(sorted({d.year for d in local_dates if d})))
+    hour = local.dt.hour().cast(pl.Float64)
+    doy = local.dt.ordinal_day().cast(pl.Float64)
+    two_pi = 2 * 3.141592653589793
+    return [
+        local.dt.hour().cast(pl.Int8).alias("hour"),
+        local.dt.weekday().cast(pl.Int8).alias("day_of_week"),
+        local.dt.month().cast(pl.Int8).alias("month"),
+        local.dt.ordinal_day().cast(pl.Int16).alias("day_of_year"),
+        (local.dt.weekday() >= 6).cast(pl.Int8).alias("is_weekend"),
+        local.dt.date().is_in(list(holiday_dates)).cast(pl.Int8).alias("is_holiday"),
+        (hour * two_pi / 24).sin().alias("hour_sin"),
+        (hour * two_pi / 24).cos().alias("hour_cos"),
+        (doy * two_pi / 365.25).sin().alias("year_sin"),
+        (doy * two_pi / 365.25).cos().alias("year_cos"),
+    ]
+
+
+@lru_cache(maxsize=32)
+def holiday_set(country: str | None, years: tuple[int, ...]) -> frozenset[date]:
+    if not country or not years:
+        return frozenset()
+    import holidays
+
+    return frozenset(holidays.country_holidays(country, years=list(years)).keys())
+
+
+def lag_mismatches(features: pl.DataFrame, history: pl.DataFrame, spec: DatasetSpec) -> dict[str, int]:
+    """Independent check of the lag features: join each row to the same group's observed
+    target exactly `lag` hours earlier and count disagreements. Rows whose source hour was
+    missing (and so interpolated) are not compared."""
+    y = spec.target.column
+    source = history.select(*spec.key_columns, pl.col(y).alias("__expected")).filter(pl.col("__expected").is_not_null())
+    result = {}
+    for hours in spec.lags_hours:
+        col = f"{y}_lag_{hours}h"
+        probe = features.select(*spec.key_columns, col).with_columns(
+            (pl.col(spec.timestamp) - pl.duration(hours=hours)).alias(spec.timestamp)
+        )
+        joined = probe.join(source, on=spec.key_columns, how="inner")
+        bad = joined.filter((pl.col(col) - pl.col("__expected")).abs() > 1e-9 * (1 + pl.col("__expected").abs()))
+        result[col] = bad.height
+    return result

@@ -1,0 +1,75 @@
+"""The code location: assets, checks, sensors, jobs and the resources of the deployment."""
+
+import os
+import warnings
+
+import dagster as dg
+
+from mlops_assets import settings
+from mlops_assets.defs.ingestion.assets import clean_load, raw_load
+from mlops_assets.defs.ingestion.sensors import new_data_sensor
+from mlops_assets.defs.jobs import ingestion_job, preparation_job
+from mlops_assets.defs.preparation import checks as preparation_checks
+from mlops_assets.defs.preparation.assets import data_profile, features, load_history, splits
+from mlops_assets.resources.dataset import DatasetSpecResource
+from mlops_assets.resources.landing import LandingZone
+from mlops_assets.resources.tables import TableStorage
+
+DEPLOYMENT_ENV_VAR = "MLOPS_DEPLOYMENT"
+# Data versions on outputs are a beta API we rely on deliberately; say so once, here.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+
+def local_resources() -> dict:
+    """Embedded default: everything under MLOPS_HOME on this machine."""
+    storage = settings.storage_dir()
+    return {
+        "io_manager": TableStorage(base_dir=storage),
+        "landing": LandingZone(
+            root=settings.landing_dir(),
+            archive_root=f"{storage}/raw_files",
+            quarantine_root=settings.quarantine_dir(),
+            settle_seconds=float(os.environ.get("MLOPS_SETTLE_SECONDS", "2")),
+        ),
+        "dataset": DatasetSpecResource(path=os.environ.get("MLOPS_DATASET_SPEC", "")),
+    }
+
+
+RESOURCES_BY_DEPLOYMENT = {"local": local_resources}
+
+
+def build_resources(deployment: str | None = None) -> dict:
+    deployment = deployment or os.environ.get(DEPLOYMENT_ENV_VAR, "local")
+    if deployment not in RESOURCES_BY_DEPLOYMENT:
+        raise ValueError(f"{DEPLOYMENT_ENV_VAR}={deployment!r}: choose one of {sorted(RESOURCES_BY_DEPLOYMENT)}")
+    return RESOURCES_BY_DEPLOYMENT[deployment]()
+
+
+preparation_automation_sensor = dg.AutomationConditionSensorDefinition(
+    "preparation_automation_sensor",
+    target=dg.AssetSelection.groups("preparation"),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Rebuilds history, features, splits and profile once after new batches are cleaned.",
+)
+
+
+def build_definitions(deployment: str | None = None) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[raw_load, clean_load, load_history, features, splits, data_profile],
+        asset_checks=[
+            preparation_checks.history_matches_schema,
+            preparation_checks.lags_stay_in_group,
+            preparation_checks.feature_null_fraction,
+            preparation_checks.split_is_time_ordered_check,
+            preparation_checks.groups_in_every_split,
+        ],
+        jobs=[ingestion_job, preparation_job],
+        sensors=[
+            new_data_sensor,
+            preparation_automation_sensor,
+        ],
+        resources=build_resources(deployment),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,16 @@
+import dagster as dg
+
+from mlops_assets.defs.partitions import batches
+
+ingestion_job = dg.define_asset_job(
+    "ingestion_job",
+    selection=dg.AssetSelection.groups("ingestion"),
+    partitions_def=batches,
+    description="Parse, validate and clean one landed batch (one `batches` partition).",
+)
+
+preparation_job = dg.define_asset_job(
+    "preparation_job",
+    selection=dg.AssetSelection.groups("preparation"),
+    description="Merge clean batches into the history, build features, split in time, profile.",
+)

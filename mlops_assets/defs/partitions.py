@@ -1,0 +1,4 @@
+import dagster as dg
+
+BATCHES = "batches"
+batches = dg.DynamicPartitionsDefinition(name=BATCHES)

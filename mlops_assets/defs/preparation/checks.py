@@ -1,0 +1,95 @@
+"""Data checks on the prepared data. Blocking ones stop training on bad data."""
+
+import dagster as dg
+import polars as pl
+
+from mlops_assets.core.features import feature_columns, lag_mismatches
+from mlops_assets.core.ingest import BatchError
+from mlops_assets.core.schemas import validate_clean
+from mlops_assets.core.splitting import split_is_time_ordered
+from mlops_assets.defs.metadata import markdown_table
+from mlops_assets.resources.dataset import DatasetSpecResource
+
+MAX_FEATURE_NULL_FRACTION = 0.01
+
+
+@dg.asset_check(asset="load_history", blocking=True, description="The merged history satisfies the spec's pandera schema: types, ranges, unique (group, timestamp).")
+def history_matches_schema(load_history: pl.DataFrame, dataset: DatasetSpecResource) -> dg.AssetCheckResult:
+    spec = dataset.load()
+    try:
+        validate_clean(load_history, spec, "load_history")
+    except BatchError as error:
+        return dg.AssetCheckResult(passed=False, description=str(error)[:2000], metadata={"columns": ", ".join(error.columns)})
+    return dg.AssetCheckResult(passed=True, description=f"{load_history.height} rows match schema {spec.name}_clean")
+
+
+@dg.asset_check(
+    asset="features",
+    blocking=True,
+    additional_ins={"load_history": dg.AssetIn("load_history")},
+    description="Every lag equals the same group's target exactly that many hours earlier.",
+)
+def lags_stay_in_group(features: pl.DataFrame, load_history: pl.DataFrame, dataset: DatasetSpecResource) -> dg.AssetCheckResult:
+    spec = dataset.load()
+    mismatches = lag_mismatches(features, load_history, spec)
+    total = sum(mismatches.values())
+    return dg.AssetCheckResult(
+        passed=total == 0 and features.height > 0,
+        description=f"{total} lag values disagree with their group's history" if features.height else "no feature rows",
+        metadata={col: n for col, n in mismatches.items()},
+    )
+
+
+@dg.asset_check(asset="features", description=f"No feature column is more than {MAX_FEATURE_NULL_FRACTION:.0%} null.")
+def feature_null_fraction(features: pl.DataFrame, dataset: DatasetSpecResource) -> dg.AssetCheckResult:
+    spec = dataset.load()
+    fractions = {c: features.get_column(c).null_count() / max(features.height, 1) for c in feature_columns(spec)}
+    worst = max(fractions, key=fractions.get)
+    passed = fractions[worst] <= MAX_FEATURE_NULL_FRACTION and features.height > 0
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"worst column {worst}: {fractions[worst]:.2%} null",
+        metadata={"null_fractions": dg.MetadataValue.json({c: round(v, 5) for c, v in fractions.items() if v})},
+    )
+
+
+@dg.asset_check(
+    asset="test_set",
+    blocking=True,
+    additional_ins={"train_set": dg.AssetIn("train_set"), "validation_set": dg.AssetIn("validation_set")},
+    description="Leakage rule: every train timestamp < every validation timestamp < every test timestamp.",
+)
+def split_is_time_ordered_check(
+    test_set: pl.DataFrame, train_set: pl.DataFrame, validation_set: pl.DataFrame, dataset: DatasetSpecResource
+) -> dg.AssetCheckResult:
+    spec = dataset.load()
+    ok, text = split_is_time_ordered(train_set, validation_set, test_set, spec.timestamp)
+    return dg.AssetCheckResult(passed=ok, description=text)
+
+
+@dg.asset_check(
+    asset="test_set",
+    blocking=True,
+    additional_ins={"train_set": dg.AssetIn("train_set"), "validation_set": dg.AssetIn("validation_set")},
+    description="Every group of the training data has at least `min_rows_per_group` rows in each split.",
+)
+def groups_in_every_split(
+    test_set: pl.DataFrame, train_set: pl.DataFrame, validation_set: pl.DataFrame, dataset: DatasetSpecResource
+) -> dg.AssetCheckResult:
+    spec = dataset.load()
+    if not spec.group:
+        ok = min(train_set.height, validation_set.height, test_set.height) >= spec.min_rows_per_group
+        return dg.AssetCheckResult(passed=ok, description="single series: rows per split " + str([train_set.height, validation_set.height, test_set.height]))
+    table = pl.concat(
+        [part.group_by(spec.group).len().with_columns(pl.lit(name).alias("split")) for name, part in (("train", train_set), ("validation", validation_set), ("test", test_set))]
+    ).pivot(on="split", index=spec.group, values="len").fill_null(0)
+    for name in ("train", "validation", "test"):
+        if name not in table.columns:
+            table = table.with_columns(pl.lit(0).alias(name))
+    short = table.filter(pl.min_horizontal("train", "validation", "test") < spec.min_rows_per_group)
+    return dg.AssetCheckResult(
+        passed=short.height == 0,
+        description="all groups present in every split" if short.height == 0 else f"groups short of rows: {short.get_column(spec.group).to_list()}",
+        metadata={"rows_per_group": markdown_table(table.sort(spec.group))},
+    )

@@ -1,0 +1,77 @@
+"""`mlops-assets demo`: land demo data if there is none, then run the graph end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+
+from mlops_assets import settings
+from mlops_assets.defs.partitions import BATCHES
+
+MAIN_JOB = "preparation_job"
+DAILY_FILES = 7
+
+
+def land_demo_data(days: int, groups: int, corrupt: bool, echo: Callable[[str], None]) -> None:
+    """A history file, then daily files (with the usual feed defects), then one broken file
+    to show quarantine."""
+    from mlops_assets.core.simulate import DEFAULT_START, SimulationConfig, write_batches, write_corrupt
+    from mlops_assets.core.spec import load_spec
+
+    spec = load_spec()
+    landing = Path(settings.landing_dir())
+    history_days = days - DAILY_FILES
+    history = SimulationConfig(start=DEFAULT_START, days=history_days, groups=groups)
+    daily = SimulationConfig(start=DEFAULT_START + timedelta(days=history_days), days=DAILY_FILES, groups=groups, batch_days=1)
+    paths = write_batches(spec, history, landing) + write_batches(spec, daily, landing)
+    if corrupt:
+        paths.append(write_corrupt(spec, "wrong_type", landing, daily))
+    state = settings.mlops_home() / "simulate_state.json"
+    state.write_text(json.dumps({"next_start": (DEFAULT_START + timedelta(days=days)).isoformat()}))
+    echo(f"landed {len(paths)} demo files in {landing}")
+
+
+def run_demo(days: int, groups: int, corrupt: bool, echo: Callable[[str], None]) -> int:
+    # Files written by this process are complete (atomic rename): no need to wait for them to settle.
+    os.environ.setdefault("MLOPS_SETTLE_SECONDS", "0")
+    from mlops_assets.definitions import build_definitions
+    from mlops_assets.runner import ingest_landed, local_instance, run_job
+
+    instance = local_instance()
+    defs = build_definitions()
+    if not instance.get_dynamic_partitions(BATCHES) and not any(Path(settings.landing_dir()).iterdir()):
+        land_demo_data(days, groups, corrupt, echo)
+    ingested = ingest_landed(defs, instance)
+    echo(f"ingested {len(ingested.succeeded)} new batch(es); {len(ingested.duplicates)} re-delivered file(s) skipped")
+    for key, reason in ingested.quarantined.items():
+        echo(f"  QUARANTINED {key}: {reason}")
+    result = run_job(defs, MAIN_JOB, instance)
+    _print_result(result, echo)
+    _print_next_steps(echo)
+    return 0 if result.success else 1
+
+
+def _print_result(result: dg.ExecuteInProcessResult, echo: Callable[[str], None]) -> None:
+    echo(f"\n{MAIN_JOB}: {'SUCCESS' if result.success else 'FAILED'} (run {result.run_id})")
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        rows = mat.metadata.get("dagster/row_count")
+        echo(f"  materialized {mat.asset_key.to_user_string():<16} {'' if rows is None else f'{rows.value:>9,} rows'}")
+    for event in result.get_asset_check_evaluations():
+        echo(f"  check {event.asset_key.to_user_string()}.{event.check_name}: {'pass' if event.passed else 'FAIL'}")
+    for event in result.all_events:
+        if event.is_step_failure:
+            echo(f"  FAILED step {event.step_key}: {event.step_failure_data.error.message.strip().splitlines()[0]}")
+
+
+def _print_next_steps(echo: Callable[[str], None]) -> None:
+    echo(
+        f"\nlocal state: {settings.mlops_home()}"
+        "\nDagster UI:  make ui      (then http://127.0.0.1:3000)"
+        "\nstatus:      .venv/bin/mlops-assets status"
+    )

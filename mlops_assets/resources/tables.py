@@ -1,0 +1,75 @@
+"""Asset storage: polars frames as Parquet and small documents as JSON, under a UPath
+(a local folder by default, gs://bucket/prefix in production)."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import dagster as dg
+import polars as pl
+from upath import UPath
+
+from mlops_assets.resources.landing import write_atomic
+
+
+def table_schema(frame: pl.DataFrame) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()])
+
+
+class PolarsParquetIOManager(dg.UPathIOManager):
+    """Frames go to `<base>/<asset key>[/<partition>].parquet`, documents to `.json`.
+
+    Inputs load eagerly by default; input metadata `{"lazy": True}` gives `pl.LazyFrame`s,
+    and `{"allow_missing_partitions": True}` skips partitions never materialized (a
+    quarantined batch)."""
+
+    extension: str = ".parquet"
+
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        if isinstance(obj, pl.LazyFrame):
+            obj = obj.collect()
+        if isinstance(obj, pl.DataFrame):
+            buffer = io.BytesIO()
+            obj.write_parquet(buffer, compression="zstd", statistics=True)
+            write_atomic(path, buffer.getvalue())
+            context.add_output_metadata(
+                {"dagster/row_count": obj.height, "dagster/column_schema": table_schema(obj)}
+            )
+            return
+        if isinstance(obj, (dict, list)):
+            write_atomic(path.with_suffix(".json"), json.dumps(obj, indent=1, default=str).encode())
+            return
+        raise TypeError(f"cannot store {type(obj).__name__}: return a polars frame or a JSON-able dict")
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
+        if path.exists():
+            if context.definition_metadata.get("lazy"):
+                return pl.scan_parquet(str(path))
+            return pl.read_parquet(path.read_bytes()) if path.protocol not in ("", "file", "local") else pl.read_parquet(str(path))
+        json_path = path.with_suffix(".json")
+        if json_path.exists():
+            return json.loads(json_path.read_text())
+        raise FileNotFoundError(f"no stored value at {path} (.parquet or .json)")
+
+    def load_partitions(self, context: dg.InputContext):
+        """An unpartitioned asset reading a partitioned one always gets a dict by partition
+        key, even when only one partition exists yet."""
+        loaded = super().load_partitions(context)
+        if len(context.asset_partition_keys) == 1 and not context.has_partition_key:
+            key = context.asset_partition_keys[0]
+            return {} if loaded is None else {key: loaded}
+        return loaded
+
+    def path_exists(self, path: UPath) -> bool:
+        return path.exists() or path.with_suffix(".json").exists()
+
+
+class TableStorage(dg.ConfigurableIOManagerFactory):
+    """Where asset values are stored: a local folder or a gs:// prefix."""
+
+    base_dir: str
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> PolarsParquetIOManager:
+        return PolarsParquetIOManager(base_path=UPath(self.base_dir))

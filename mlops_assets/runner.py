@@ -1,0 +1,58 @@
+"""Running the graph in-process against the persistent local Dagster instance, so every run
+the CLI makes shows up in the Dagster UI exactly like one launched there."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from mlops_assets import settings
+from mlops_assets.defs.ingestion.discovery import discover_batches
+from mlops_assets.defs.partitions import BATCHES
+
+
+@dataclass
+class IngestSummary:
+    succeeded: list[str] = field(default_factory=list)
+    quarantined: dict[str, str] = field(default_factory=dict)
+    duplicates: list[str] = field(default_factory=list)
+
+
+def local_instance() -> dg.DagsterInstance:
+    """The instance under MLOPS_HOME (SQLite), unless DAGSTER_HOME already points elsewhere."""
+    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home()))
+    settings.ensure_local_dirs()
+    return dg.DagsterInstance.get()
+
+
+def ingest_landed(defs: dg.Definitions, instance: dg.DagsterInstance) -> IngestSummary:
+    """What `new_data_sensor` does, run synchronously: one ingestion run per new batch."""
+    landing = defs.resources["landing"]
+    known = set(instance.get_dynamic_partitions(BATCHES))
+    found = discover_batches(landing, known, {})
+    summary = IngestSummary(duplicates=[f.name for f in found.already_known])
+    if found.new:
+        instance.add_dynamic_partitions(BATCHES, [f.key for f in found.new])
+    job = defs.resolve_job_def("ingestion_job")
+    for landed in found.new:
+        result = job.execute_in_process(
+            partition_key=landed.key, instance=instance, raise_on_error=False, tags={"mlops/landed_file": landed.name[:200]}
+        )
+        if result.success:
+            summary.succeeded.append(landed.key)
+        else:
+            summary.quarantined[landed.key] = _failure_message(result)
+    return summary
+
+
+def run_job(defs: dg.Definitions, name: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False)
+
+
+def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.error:
+            return event.step_failure_data.error.message.strip().splitlines()[0]
+    return "failed"

@@ -1,0 +1,40 @@
+"""`mlops-assets status`: what has been ingested, quarantined and prepared."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+
+from mlops_assets import settings
+from mlops_assets.defs.partitions import BATCHES
+
+
+def quarantined_batches() -> list[dict]:
+    root = Path(settings.quarantine_dir())
+    if not root.exists():
+        return []
+    return [json.loads(p.read_text()) for p in sorted(root.glob("*/reason.json"))]
+
+
+def print_status(echo: Callable[[str], None]) -> None:
+    from mlops_assets.runner import local_instance
+
+    instance = local_instance()
+    batches = instance.get_dynamic_partitions(BATCHES)
+    quarantined = quarantined_batches()
+    echo(f"MLOPS_HOME   {settings.mlops_home()}")
+    echo(f"batches      {len(batches)} received, {len(quarantined)} quarantined")
+    for record in quarantined:
+        echo(f"  quarantined {record['batch']}: {record['reason']['summary'][:200]}")
+    event = instance.get_latest_materialization_event(dg.AssetKey("load_history"))
+    if event is None:
+        echo("load_history not materialized yet: run `mlops-assets demo` or land files with the UI running")
+        return
+    meta = event.asset_materialization.metadata
+    echo(
+        f"load_history {meta['dagster/row_count'].value:,} rows up to {meta['last_timestamp'].value}, "
+        f"data version {meta['data_version'].value}"
+    )

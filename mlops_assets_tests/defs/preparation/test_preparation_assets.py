@@ -1,0 +1,85 @@
+import dagster as dg
+import polars as pl
+
+from mlops_assets.core.spec import load_spec
+from mlops_assets.runner import ingest_landed, run_job
+from mlops_assets_tests.builders import hourly_frame, to_csv_bytes
+
+SPEC = load_spec()
+Y, TS, G = SPEC.target.column, SPEC.timestamp, SPEC.group
+
+
+def checks_by_name(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def land_history(landing_dir, groups=("A", "B", "C"), days=20):
+    first = hourly_frame(SPEC, list(groups), 24 * days)
+    (landing_dir / "history.csv").write_bytes(to_csv_bytes(first))
+    last_day = first.filter(pl.col(TS) >= first.get_column(TS).max() - pl.duration(hours=23))
+    correction = last_day.with_columns((pl.col(Y) + 1.0).alias(Y))
+    (landing_dir / "correction.csv").write_bytes(to_csv_bytes(correction))
+    return first, correction
+
+
+def test_preparation_builds_history_features_splits_and_profile(defs, instance, landing_dir, mlops_home):
+    first, correction = land_history(landing_dir)
+    (landing_dir / "broken.csv").write_bytes(b"period,subregion\n")
+    ingested = ingest_landed(defs, instance)
+    assert len(ingested.succeeded) == 2 and len(ingested.quarantined) == 1
+    result = run_job(defs, "preparation_job", instance)
+    assert result.success
+
+    history = result.output_for_node("load_history")
+    assert history.height == first.height
+    merged_last = history.filter(pl.col(TS) == first.get_column(TS).max()).sort(G).get_column(Y)
+    assert merged_last.to_list() == correction.filter(pl.col(TS) == first.get_column(TS).max()).sort(G).get_column(Y).to_list()
+
+    mat = instance.get_latest_materialization_event(dg.AssetKey("load_history")).asset_materialization
+    assert mat.metadata["batches"].value == 2 and len(mat.metadata["batches_not_included"].value) == 1
+    assert instance.get_latest_data_version_record(dg.AssetKey("load_history")) is not None
+
+    checks = checks_by_name(result)
+    for name in ("history_matches_schema", "lags_stay_in_group", "split_is_time_ordered_check", "groups_in_every_split"):
+        assert checks[name].passed, checks[name].description
+    train, validation, test = (result.output_for_node("splits", name) for name in ("train_set", "validation_set", "test_set"))
+    assert train.get_column(TS).max() < validation.get_column(TS).min() < test.get_column(TS).min()
+    profile = result.output_for_node("data_profile")
+    assert profile["rows"] == train.height and set(profile["group_rows"]) == {"A", "B", "C"}
+
+
+def test_history_data_version_is_stable_for_same_content(defs, instance, landing_dir):
+    land_history(landing_dir)
+    ingest_landed(defs, instance)
+    first = run_job(defs, "preparation_job", instance)
+    second = run_job(defs, "preparation_job", instance)
+    versions = [
+        r.asset_materialization.metadata["data_version"].value
+        for r in instance.fetch_materializations(dg.AssetKey("load_history"), limit=2).records
+    ]
+    assert first.success and second.success and versions[0] == versions[1]
+
+
+def test_group_missing_from_a_split_fails_the_blocking_check(defs, instance, landing_dir):
+    frame = hourly_frame(SPEC, ["A", "B"], 24 * 20)
+    early_only = frame.filter((pl.col(G) == "B") & (pl.col(TS) < frame.get_column(TS).min() + pl.duration(days=12)))
+    (landing_dir / "uneven.csv").write_bytes(to_csv_bytes(pl.concat([frame.filter(pl.col(G) == "A"), early_only])))
+    ingest_landed(defs, instance)
+    result = run_job(defs, "preparation_job", instance)
+    check = checks_by_name(result)["groups_in_every_split"]
+    assert not check.passed and "B" in check.description
+    assert not result.success  # a failed blocking check fails the run: never green
+
+
+def test_eager_automation_requests_preparation_after_ingestion(defs, instance, landing_dir):
+    before = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    land_history(landing_dir)
+    ingest_landed(defs, instance)
+    after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
+    requested = {key.to_user_string() for key in after.get_requested_asset_keys()} if hasattr(after, "get_requested_asset_keys") else {
+        r.key.to_user_string() for r in after.results if r.true_subset.size
+    }
+    # One run for the whole chain, however many batches arrived since the last tick.
+    assert requested == {"load_history", "features", "train_set", "validation_set", "test_set", "data_profile"}
+    quiet = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=after.cursor)
+    assert quiet.total_requested == 0
