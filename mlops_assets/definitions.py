@@ -6,14 +6,18 @@ import warnings
 import dagster as dg
 
 from mlops_assets import settings
+from mlops_assets.defs.explainability.assets import shap_summary
 from mlops_assets.defs.ingestion.assets import clean_load, raw_load
 from mlops_assets.defs.ingestion.sensors import new_data_sensor
-from mlops_assets.defs.jobs import ingestion_job, preparation_job
+from mlops_assets.defs.jobs import ingestion_job, preparation_job, training_job
 from mlops_assets.defs.preparation import checks as preparation_checks
 from mlops_assets.defs.preparation.assets import data_profile, features, load_history, splits
+from mlops_assets.defs.training.assets import candidate_model, hyperparameter_sensitivity, linear_model, lstm_model, xgboost_model
 from mlops_assets.resources.dataset import DatasetSpecResource
 from mlops_assets.resources.landing import LandingZone
 from mlops_assets.resources.tables import TableStorage
+from mlops_assets.resources.tracking import MlflowTracking
+from mlops_assets.resources.training import TrainingSettings
 
 DEPLOYMENT_ENV_VAR = "MLOPS_DEPLOYMENT"
 # Data versions on outputs are a beta API we rely on deliberately; say so once, here.
@@ -23,6 +27,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 def local_resources() -> dict:
     """Embedded default: everything under MLOPS_HOME on this machine."""
     storage = settings.storage_dir()
+    home = settings.mlops_home()
     return {
         "io_manager": TableStorage(base_dir=storage),
         "landing": LandingZone(
@@ -32,6 +37,12 @@ def local_resources() -> dict:
             settle_seconds=float(os.environ.get("MLOPS_SETTLE_SECONDS", "2")),
         ),
         "dataset": DatasetSpecResource(path=os.environ.get("MLOPS_DATASET_SPEC", "")),
+        "training": TrainingSettings(profile=os.environ.get("MLOPS_PROFILE", "full"), config_path=os.environ.get("MLOPS_TRAINING_CONFIG", "")),
+        "mlflow_tracking": MlflowTracking(
+            tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+            artifact_root=os.environ.get("MLOPS_ARTIFACT_ROOT") or str(home / "mlartifacts"),
+            experiment=os.environ.get("MLOPS_EXPERIMENT", "load_forecasting"),
+        ),
     }
 
 
@@ -55,7 +66,10 @@ preparation_automation_sensor = dg.AutomationConditionSensorDefinition(
 
 def build_definitions(deployment: str | None = None) -> dg.Definitions:
     return dg.Definitions(
-        assets=[raw_load, clean_load, load_history, features, splits, data_profile],
+        assets=[
+            raw_load, clean_load, load_history, features, splits, data_profile,
+            xgboost_model, linear_model, lstm_model, candidate_model, hyperparameter_sensitivity, shap_summary,
+        ],
         asset_checks=[
             preparation_checks.history_matches_schema,
             preparation_checks.lags_stay_in_group,
@@ -63,7 +77,7 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
             preparation_checks.split_is_time_ordered_check,
             preparation_checks.groups_in_every_split,
         ],
-        jobs=[ingestion_job, preparation_job],
+        jobs=[ingestion_job, preparation_job, training_job],
         sensors=[
             new_data_sensor,
             preparation_automation_sensor,

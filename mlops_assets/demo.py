@@ -13,7 +13,7 @@ import dagster as dg
 from mlops_assets import settings
 from mlops_assets.defs.partitions import BATCHES
 
-MAIN_JOB = "preparation_job"
+MAIN_JOB = "training_job"
 DAILY_FILES = 7
 
 

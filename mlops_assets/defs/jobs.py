@@ -14,3 +14,9 @@ preparation_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("preparation"),
     description="Merge clean batches into the history, build features, split in time, profile.",
 )
+
+training_job = dg.define_asset_job(
+    "training_job",
+    selection=dg.AssetSelection.groups("preparation", "training", "fairness", "explainability", "registry"),
+    description="Retrain from the latest clean data: preparation, candidates, fairness, SHAP, registry and promotion.",
+)

@@ -35,3 +35,10 @@ def counts(mapping: dict[str, Any]) -> dict[str, dg.MetadataValue]:
         elif isinstance(value, float):
             out[key] = dg.MetadataValue.float(value)
     return out
+
+
+def png_markdown(png: bytes, title: str) -> dg.MetadataValue:
+    """A PNG shown inline in the Dagster UI."""
+    import base64
+
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})")

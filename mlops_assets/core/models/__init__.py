@@ -1,0 +1,1 @@
+"""Model training: data shaping, time-series search, and the three candidate families."""

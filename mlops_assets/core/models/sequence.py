@@ -1,0 +1,128 @@
+"""A Keras 3 LSTM (JAX backend) over per-group windows of consecutive rows.
+
+For each row, the input is the scaled feature vectors of the last `window` rows of the same
+group (ordered by time) in the frame being predicted, zero-padded and masked at the start
+of a series. Scalers are fitted on the training rows only and saved with the model."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_assets.core.models.data import ModelData
+from mlops_assets.core.models.tabular import preprocessor
+from mlops_assets.core.training_config import TrainingConfig
+
+
+def _keras():
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    import keras
+
+    return keras
+
+
+def window_positions(frame: pd.DataFrame, timestamp: str, group: str | None, window: int) -> np.ndarray:
+    """(n_rows, window) indices into `frame` of each row's window, -1 where the series has
+    no earlier row. The last column is the row itself."""
+    n = len(frame)
+    keys = frame[group].to_numpy() if group else np.zeros(n)
+    order = np.lexsort((frame[timestamp].to_numpy(), keys))
+    sorted_keys = keys[order]
+    starts = np.r_[0, np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1]
+    position = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
+    out = np.full((n, window), -1, dtype=np.int64)
+    for k in range(window):
+        back = np.arange(n) - k
+        valid = position >= k
+        out[order[valid], window - 1 - k] = order[back[valid]]
+    return out
+
+
+def windows(features: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    padded = np.vstack([features, np.zeros((1, features.shape[1]), dtype=features.dtype)])
+    return padded[np.where(positions < 0, len(features), positions)]
+
+
+@dataclass
+class SequenceForecaster:
+    prep: Any
+    y_mean: float
+    y_std: float
+    window: int
+    feature_columns: list[str]
+    timestamp: str
+    group: str | None
+    model: Any = field(repr=False)
+    kind: str = "lstm"
+
+    def _inputs(self, frame: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
+        feats = np.asarray(self.prep.transform(frame[self.feature_columns]), dtype=np.float32)
+        positions = window_positions(frame, self.timestamp, self.group, self.window)
+        return windows(feats, positions if rows is None else positions[rows])
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        frame = frame.reset_index(drop=True)
+        if len(frame) == 0:
+            return np.zeros(0)
+        scaled = self.model.predict(self._inputs(frame), batch_size=2048, verbose=0).reshape(-1)
+        return scaled.astype(float) * self.y_std + self.y_mean
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "lstm.keras")
+            self.model.save(path)
+            with open(path, "rb") as fh:
+                state["model"] = fh.read()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        keras = _keras()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "lstm.keras")
+            with open(path, "wb") as fh:
+                fh.write(state["model"])
+            state["model"] = keras.saving.load_model(path)
+        self.__dict__.update(state)
+
+
+def train_lstm(data: ModelData, config: TrainingConfig) -> tuple[SequenceForecaster, dict[str, Any]]:
+    keras = _keras()
+    keras.utils.set_random_seed(config.seed)
+    prep = preprocessor(data, scale=True).fit(data.train.X[data.feature_columns])
+    y_mean, y_std = float(data.train.y.mean()), float(data.train.y.std() or 1.0)
+    forecaster = SequenceForecaster(prep, y_mean, y_std, config.lstm_window, data.feature_columns, data.timestamp, data.group, None)
+    rows = np.arange(len(data.train))[-config.lstm_max_train_rows :]
+    X_train = forecaster._inputs(data.train.X, rows)
+    y_train = ((data.train.y[rows] - y_mean) / y_std).astype(np.float32)
+    X_val = forecaster._inputs(data.validation.X)
+    y_val = ((data.validation.y - y_mean) / y_std).astype(np.float32)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=X_train.shape[1:]),
+            keras.layers.Masking(mask_value=0.0),
+            keras.layers.LSTM(config.lstm_units),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="huber")
+    stop = keras.callbacks.EarlyStopping(patience=config.lstm_patience, restore_best_weights=True)
+    history = model.fit(
+        X_train, y_train, validation_data=(X_val, y_val), epochs=config.lstm_epochs,
+        batch_size=config.lstm_batch_size, callbacks=[stop], verbose=0, shuffle=True,
+    )
+    forecaster.model = model
+    losses = history.history
+    extra = {
+        "epochs_run": len(losses["loss"]),
+        "best_val_loss": float(min(losses["val_loss"])),
+        "train_rows_used": int(len(rows)),
+        "loss": "huber",
+    }
+    return forecaster, extra

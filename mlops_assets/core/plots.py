@@ -1,0 +1,58 @@
+"""PNG plots (matplotlib, headless) returned as bytes."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import polars as pl
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure_png(fig) -> bytes:
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def sensitivity_plot(results: dict[str, pl.DataFrame], log_params: set[str]) -> bytes:
+    """One panel per (model, hyperparameter): value against mean CV RMSE."""
+    plt = _pyplot()
+    panels = [(model, col) for model, table in results.items() for col in table.columns if col.startswith("param_")]
+    cols = min(3, max(1, len(panels)))
+    rows = int(np.ceil(len(panels) / cols)) or 1
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, (model, col) in zip(axes.flat, panels):
+        table = results[model]
+        name = col.removeprefix("param_")
+        ax.scatter(table.get_column(col).to_numpy(), table.get_column("mean_cv_rmse").to_numpy(), s=18)
+        if name in log_params:
+            ax.set_xscale("log")
+        ax.set_title(f"{model}: {name}", fontsize=9)
+        ax.set_ylabel("mean CV RMSE", fontsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def bar_plot(labels: list[str], values: list[float], title: str, xlabel: str, errors: tuple[list[float], list[float]] | None = None, highlight: set[str] | None = None) -> bytes:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(labels) + 1.2))
+    colors = ["#d62728" if highlight and label in highlight else "#1f77b4" for label in labels]
+    ax.barh(labels, values, xerr=np.array(errors) if errors else None, color=colors, capsize=3)
+    ax.invert_yaxis()
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    fig.tight_layout()
+    return figure_png(fig)

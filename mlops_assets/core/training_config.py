@@ -1,0 +1,80 @@
+"""Training configuration: search spaces and effort, in a `fast` profile for tests and a
+`full` one for the demo and benchmarks. A YAML file (MLOPS_TRAINING_CONFIG) can override
+any field of either profile."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROFILE_ENV_VAR = "MLOPS_PROFILE"
+CONFIG_ENV_VAR = "MLOPS_TRAINING_CONFIG"
+
+XGBOOST_SPACE: dict[str, Any] = {
+    "learning_rate": {"low": 0.02, "high": 0.3, "log": True},
+    "n_estimators": [100, 200, 400, 600],
+    "max_depth": [3, 4, 6, 8],
+    "min_child_weight": [1, 3, 5, 10],
+    "reg_alpha": {"low": 1e-4, "high": 1.0, "log": True},
+    "reg_lambda": {"low": 1e-2, "high": 10.0, "log": True},
+}
+LINEAR_SPACE: dict[str, Any] = {"alpha": {"low": 1e-3, "high": 100.0, "log": True}}
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    profile: str = "full"
+    seed: int = 42
+    selection_metric: str = "rmse"
+    cv_splits: int = 5
+    xgboost_iterations: int = 20
+    xgboost_space: dict[str, Any] = field(default_factory=lambda: dict(XGBOOST_SPACE))
+    early_stopping_rounds: int = 30
+    linear_iterations: int = 12
+    linear_space: dict[str, Any] = field(default_factory=lambda: dict(LINEAR_SPACE))
+    lstm_window: int = 24
+    lstm_units: int = 32
+    lstm_epochs: int = 12
+    lstm_batch_size: int = 256
+    lstm_patience: int = 3
+    lstm_max_train_rows: int = 60_000
+    shap_sample_rows: int = 1000
+    shap_background_rows: int = 200
+    nthread: int = 2
+
+
+FAST = TrainingConfig(
+    profile="fast",
+    cv_splits=3,
+    xgboost_iterations=3,
+    xgboost_space={**XGBOOST_SPACE, "n_estimators": [30, 60], "max_depth": [3, 4]},
+    early_stopping_rounds=10,
+    linear_iterations=3,
+    lstm_window=6,
+    lstm_units=8,
+    lstm_epochs=2,
+    lstm_patience=1,
+    lstm_max_train_rows=5_000,
+    shap_sample_rows=100,
+    shap_background_rows=50,
+)
+PROFILES = {"full": TrainingConfig(), "fast": FAST}
+
+
+def load_training_config(profile: str | None = None, path: str | None = None) -> TrainingConfig:
+    profile = profile or os.environ.get(PROFILE_ENV_VAR, "full")
+    if profile not in PROFILES:
+        raise ValueError(f"{PROFILE_ENV_VAR}={profile!r}: choose one of {sorted(PROFILES)}")
+    config = PROFILES[profile]
+    path = path or os.environ.get(CONFIG_ENV_VAR)
+    if path:
+        overrides = (yaml.safe_load(Path(path).read_text()) or {}).get(profile, {})
+        unknown = set(overrides) - set(TrainingConfig.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{path}: unknown training settings {sorted(unknown)}")
+        config = replace(config, **overrides)
+    return config

@@ -1,0 +1,157 @@
+"""Training: three candidate model families, the chosen candidate, and hyperparameter sensitivity."""
+
+
+import time
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from mlops_assets.core.history import content_hash
+from mlops_assets.core.metrics import METRICS
+from mlops_assets.core.plots import sensitivity_plot
+from mlops_assets.core.sensitivity import sensitivity_table
+from mlops_assets.defs.metadata import counts, markdown_table, png_markdown
+from mlops_assets.defs.training.tracking import log_candidate, log_png, log_table, run_provenance
+from mlops_assets.resources.dataset import DatasetSpecResource
+from mlops_assets.resources.tracking import MlflowTracking
+from mlops_assets.resources.training import TrainingSettings
+
+SPLITS = ("train_set", "validation_set", "test_set")
+
+
+def _train(kind: str, context, splits: dict[str, pl.DataFrame], dataset, training, mlflow_tracking) -> dg.Output:
+    from mlops_assets.core.models.data import model_data
+    from mlops_assets.core.models.evaluation import evaluate
+    from mlops_assets.core.models.sequence import train_lstm
+    from mlops_assets.core.models.tabular import train_linear, train_xgboost
+
+    spec, config = dataset.load(), training.load()
+    data = model_data(splits["train_set"], splits["validation_set"], splits["test_set"], spec)
+    versions = {name: content_hash(frame) for name, frame in splits.items()}
+    started = time.perf_counter()
+    search = None
+    if kind == "lstm":
+        forecaster, extra = train_lstm(data, config)
+        params = {"window": config.lstm_window, "units": config.lstm_units, "epochs": config.lstm_epochs, "batch_size": config.lstm_batch_size}
+    else:
+        forecaster, search, extra = (train_xgboost if kind == "xgboost" else train_linear)(data, config)
+        params = search.best_params
+    fit_seconds = time.perf_counter() - started
+    evaluation = evaluate(forecaster, data)
+    asset = f"{kind}_model"
+    with mlflow_tracking.start_run(context, asset, run_name=f"{kind}-{context.run_id[:8]}") as run:
+        info = log_candidate(
+            kind=kind, forecaster=forecaster, data=data, evaluation=evaluation, params=params, extra=extra,
+            search_table=search.cv_results if search else None, config=config, data_versions=versions, fit_seconds=fit_seconds,
+        )
+    summary = {
+        "kind": kind,
+        "run_id": run.info.run_id,
+        "model_uri": info.model_uri,
+        "params": params,
+        "metrics": {"validation": evaluation["validation"], "test": evaluation["test"]},
+        "test_by_group": evaluation["test_by_group"].to_dicts(),
+        "search": search.cv_results.to_dicts() if search else [],
+        "searched": sorted((config.xgboost_space if kind == "xgboost" else config.linear_space).keys()) if search else [],
+        "data_versions": versions,
+        "fit_seconds": fit_seconds,
+        "seed": config.seed,
+        "profile": config.profile,
+    }
+    return dg.Output(
+        summary,
+        metadata={
+            "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.info.run_id)),
+            "model_uri": info.model_uri,
+            **counts({f"validation_{k}": v for k, v in evaluation["validation"].items() if k in METRICS}),
+            **counts({f"test_{k}": v for k, v in evaluation["test"].items() if k in METRICS}),
+            "fit_seconds": round(fit_seconds, 2),
+            "params": dg.MetadataValue.json(params),
+            "test_by_group": markdown_table(evaluation["test_by_group"]),
+        },
+    )
+
+
+_COMMON = dict(group_name="training", ins={name: dg.AssetIn(name) for name in SPLITS})
+
+
+@dg.asset(kinds={"xgboost", "mlflow"}, **_COMMON)
+def xgboost_model(context: dg.AssetExecutionContext, dataset: DatasetSpecResource, training: TrainingSettings, mlflow_tracking: MlflowTracking, **splits):
+    """Gradient-boosted trees (`hist`): randomized search over learning rate, trees, depth,
+    child weight and L1/L2 with time-series CV, refit with early stopping on validation."""
+    return _train("xgboost", context, splits, dataset, training, mlflow_tracking)
+
+
+@dg.asset(kinds={"scikitlearn", "mlflow"}, **_COMMON)
+def linear_model(context: dg.AssetExecutionContext, dataset: DatasetSpecResource, training: TrainingSettings, mlflow_tracking: MlflowTracking, **splits):
+    """Ridge regression: groups one-hot encoded and numerics imputed and scaled, all fitted on
+    the training rows only; alpha chosen by randomized search with time-series CV."""
+    return _train("linear", context, splits, dataset, training, mlflow_tracking)
+
+
+@dg.asset(kinds={"keras", "mlflow"}, **_COMMON)
+def lstm_model(context: dg.AssetExecutionContext, dataset: DatasetSpecResource, training: TrainingSettings, mlflow_tracking: MlflowTracking, **splits):
+    """Keras 3 LSTM (JAX) over per-group windows of consecutive hours; inputs and target
+    scaled on the training rows; Huber loss; early stopping on validation."""
+    return _train("lstm", context, splits, dataset, training, mlflow_tracking)
+
+
+def _metric_better(metric: str, a: float, b: float) -> bool:
+    return a > b if metric == "r2" else a < b
+
+
+@dg.asset(group_name="training", kinds={"mlflow"})
+def candidate_model(context: dg.AssetExecutionContext, xgboost_model: dict, linear_model: dict, lstm_model: dict, training: TrainingSettings):
+    """The candidate with the best validation score (metric from the training config)."""
+    metric = training.load().selection_metric
+    candidates = [xgboost_model, linear_model, lstm_model]
+    usable = [c for c in candidates if c["metrics"]["validation"][metric] == c["metrics"]["validation"][metric]]
+    if not usable:
+        raise dg.Failure(f"no candidate has a validation {metric}: every one is NaN")
+    best = usable[0]
+    for cand in usable[1:]:
+        if _metric_better(metric, cand["metrics"]["validation"][metric], best["metrics"]["validation"][metric]):
+            best = cand
+    table = pl.DataFrame(
+        [
+            {"model": c["kind"], **{f"val_{m}": c["metrics"]["validation"][m] for m in METRICS}, **{f"test_{m}": c["metrics"]["test"][m] for m in METRICS}, "fit_seconds": c["fit_seconds"], "chosen": c is best}
+            for c in candidates
+        ]
+    )
+    return dg.Output(
+        {**best, "selection_metric": metric, "comparison": table.to_dicts()},
+        metadata={
+            "chosen": best["kind"],
+            "selection_metric": f"validation {metric}",
+            "comparison": markdown_table(table),
+            "model_uri": best["model_uri"],
+        },
+    )
+
+
+@dg.asset(group_name="training", kinds={"mlflow"})
+def hyperparameter_sensitivity(context: dg.AssetExecutionContext, xgboost_model: dict, linear_model: dict, training: TrainingSettings, mlflow_tracking: MlflowTracking):
+    """For each searched hyperparameter: how the mean CV RMSE moves with it (rank correlation
+    and spread between its best and worst third), with one scatter panel per parameter."""
+    config = training.load()
+    results = {m["kind"]: pl.DataFrame(m["search"]) for m in (xgboost_model, linear_model) if m["search"]}
+    table = pl.concat([sensitivity_table(frame, kind) for kind, frame in results.items()], how="diagonal_relaxed")
+    log_params = {k for space in (config.xgboost_space, config.linear_space) for k, v in space.items() if isinstance(v, dict) and v.get("log")}
+    png = sensitivity_plot(results, log_params)
+    with mlflow_tracking.start_run(context, "hyperparameter_sensitivity") as run:
+        import mlflow
+
+        params, tags = run_provenance(config, xgboost_model["data_versions"])
+        mlflow.set_tags(tags)
+        mlflow.log_params(params)
+        log_table(table, "hyperparameter_sensitivity.csv")
+        log_png(png, "hyperparameter_sensitivity.png")
+    return dg.Output(
+        {"table": table.to_dicts(), "mlflow_run_id": run.info.run_id},
+        metadata={
+            "sensitivity": markdown_table(table),
+            "plot": png_markdown(png, "CV RMSE against each hyperparameter"),
+            "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.info.run_id)),
+        },
+    )

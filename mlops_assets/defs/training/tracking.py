@@ -1,0 +1,93 @@
+"""Logging a trained candidate to MLflow: everything needed to reproduce and compare it."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from mlops_assets.core.metrics import prefixed
+from mlops_assets.core.provenance import code_version, environment, pip_requirements
+from mlops_assets.core.training_config import TrainingConfig
+
+if TYPE_CHECKING:
+    from mlops_assets.core.models.data import ModelData
+
+
+def log_table(frame: pl.DataFrame, name: str) -> None:
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, name)
+        frame.write_csv(path)
+        mlflow.log_artifact(path, artifact_path="tables")
+
+
+def log_png(png: bytes, name: str) -> None:
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, name)
+        with open(path, "wb") as fh:
+            fh.write(png)
+        mlflow.log_artifact(path, artifact_path="plots")
+
+
+def run_provenance(config: TrainingConfig, data_versions: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """(params, tags) every run records: seed, profile, data and code versions, environment."""
+    params = {"seed": config.seed, "profile": config.profile, **{f"data_version.{k}": v for k, v in data_versions.items()}}
+    tags = {"code_version": code_version(), **{f"env.{k}": v for k, v in environment().items()}}
+    return params, tags
+
+
+def log_model(forecaster: Any, data: ModelData) -> Any:
+    """Log the forecaster as a pyfunc with signature and input example; returns ModelInfo."""
+    import joblib
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from mlops_assets.core.pyfunc_model import PIP_PACKAGES, ForecastModel
+
+    example = data.test.X.head(48).reset_index(drop=True)
+    signature = infer_signature(example, forecaster.predict(example))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "forecaster.joblib")
+        joblib.dump(forecaster, path)
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=ForecastModel(),
+            artifacts={"forecaster": path},
+            signature=signature,
+            input_example=example.head(5),
+            pip_requirements=pip_requirements(PIP_PACKAGES),
+        )
+
+
+def log_candidate(
+    *, kind: str, forecaster: Any, data: ModelData, evaluation: dict[str, Any], params: dict[str, Any],
+    extra: dict[str, Any], search_table: pl.DataFrame | None, config: TrainingConfig, data_versions: dict[str, str],
+    fit_seconds: float,
+) -> Any:
+    """Inside an active MLflow run: params, CV, metrics overall and per group, model."""
+    import mlflow
+
+    base_params, tags = run_provenance(config, data_versions)
+    mlflow.set_tags({**tags, "model_kind": kind})
+    mlflow.log_params({**base_params, **{f"hp.{k}": v for k, v in params.items()}, "features": len(data.feature_columns)})
+    mlflow.log_dict({"feature_columns": data.feature_columns, "categorical": data.categorical}, "features.json")
+    metrics = {**prefixed(evaluation["validation"], "validation"), **prefixed(evaluation["test"], "test"), "fit_seconds": fit_seconds}
+    metrics.update({k: float(v) for k, v in extra.items() if isinstance(v, (int, float))})
+    if search_table is not None:
+        best = search_table.row(0, named=True)
+        metrics.update({"cv_rmse_mean": best["mean_cv_rmse"], "cv_rmse_std": best["std_cv_rmse"]})
+        log_table(search_table, "cv_results.csv")
+    for row in evaluation["test_by_group"].iter_rows(named=True):
+        metrics.update({f"test_group_{m}/{row['group']}": row[m] for m in ("rmse", "mae", "mape") if row[m] == row[m]})
+    mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})
+    log_table(evaluation["validation_by_group"], "validation_by_group.csv")
+    log_table(evaluation["test_by_group"], "test_by_group.csv")
+    mlflow.log_text(json.dumps(extra, default=str, indent=1), "training_details.json")
+    return log_model(forecaster, data)

@@ -1,0 +1,117 @@
+"""Materialize the training and explainability assets once on small data, then read back
+what MLflow recorded and check it against values recomputed here."""
+
+import os
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+
+from mlops_assets.core.features import feature_columns
+from mlops_assets.core.history import content_hash
+from mlops_assets.core.spec import load_spec
+from mlops_assets_tests.builders import hourly_frame, to_csv_bytes
+
+SPEC = load_spec()
+KINDS = ("xgboost", "linear", "lstm")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    home = tmp_path_factory.mktemp("training") / "mlops"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_HOME", str(home))
+        mp.setenv("MLOPS_SETTLE_SECONDS", "0")
+        mp.setenv("MLOPS_PROFILE", "fast")
+        mp.setenv("DAGSTER_HOME", str(home / "dagster_home"))
+        from mlops_assets import settings
+        from mlops_assets.definitions import build_definitions
+        from mlops_assets.runner import ingest_landed, run_job
+
+        settings.ensure_local_dirs()
+        (home / "landing" / "history.csv").write_bytes(to_csv_bytes(hourly_frame(SPEC, ["A", "B", "C"], 24 * 30)))
+        defs = build_definitions("local")
+        with dg.instance_for_test(temp_dir=str(home / "dagster_home")) as instance:
+            ingest_landed(defs, instance)
+            result = run_job(defs, "training_job", instance)
+            yield {"home": home, "defs": defs, "instance": instance, "result": result}
+
+
+def mlflow_client(trained):
+    return trained["defs"].resources["mlflow_tracking"].client()
+
+
+def test_training_job_succeeds_with_every_asset(trained):
+    result = trained["result"]
+    assert result.success
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {"xgboost_model", "linear_model", "lstm_model", "candidate_model", "hyperparameter_sensitivity", "shap_summary"} <= materialized
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_candidate_run_records_params_metrics_and_provenance(trained, kind):
+    summary = trained["result"].output_for_node(f"{kind}_model")
+    run = mlflow_client(trained).get_run(summary["run_id"])
+    assert run.data.tags["dagster.run_id"] == trained["result"].run_id
+    assert run.data.tags["model_kind"] == kind and run.data.tags["code_version"]
+    assert run.data.tags["env.pkg.mlflow"] == "3.17.2"
+    params = run.data.params
+    assert params["seed"] == "42" and params["profile"] == "fast"
+    test_set = pl.read_parquet(trained["home"] / "storage" / "test_set.parquet")
+    assert params["data_version.test_set"] == content_hash(test_set)
+    for metric in ("rmse", "mae", "mse", "r2", "mape"):
+        assert f"validation_{metric}" in run.data.metrics and f"test_{metric}" in run.data.metrics
+    assert "test_group_mae/A" in run.data.metrics
+    if kind != "lstm":
+        assert {p for p in params if p.startswith("hp.")} and "cv_rmse_mean" in run.data.metrics
+    materialization = trained["instance"].get_latest_materialization_event(dg.AssetKey(f"{kind}_model")).asset_materialization
+    assert summary["run_id"] in materialization.metadata["mlflow_run"].value
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_logged_model_round_trips_through_pyfunc_and_metrics_recompute(trained, kind):
+    import mlflow
+
+    summary = trained["result"].output_for_node(f"{kind}_model")
+    mlflow_client(trained)
+    model = mlflow.pyfunc.load_model(summary["model_uri"])
+    test_set = pl.read_parquet(trained["home"] / "storage" / "test_set.parquet").sort([SPEC.timestamp, SPEC.group])
+    frame = test_set.select(SPEC.timestamp, *feature_columns(SPEC)).to_pandas()
+    frame[SPEC.timestamp] = frame[SPEC.timestamp].dt.tz_localize(None)
+    predictions = np.asarray(model.predict(frame), dtype=float)
+    actual = test_set.get_column(SPEC.target.column).to_numpy()
+    rmse = float(np.sqrt(np.mean((predictions - actual) ** 2)))
+    logged = mlflow_client(trained).get_run(summary["run_id"]).data.metrics["test_rmse"]
+    assert rmse == pytest.approx(logged, rel=1e-6)
+    assert model.metadata.get_input_schema() is not None and model.metadata.get_output_schema() is not None
+
+
+def test_candidate_is_the_best_on_validation(trained):
+    result = trained["result"]
+    candidate = result.output_for_node("candidate_model")
+    scores = {k: result.output_for_node(f"{k}_model")["metrics"]["validation"]["rmse"] for k in KINDS}
+    assert candidate["kind"] == min(scores, key=scores.get)
+    assert len(candidate["comparison"]) == 3
+
+
+def test_sensitivity_and_shap_artifacts_are_in_mlflow(trained, tmp_path):
+    result = trained["result"]
+    client = mlflow_client(trained)
+    sensitivity = result.output_for_node("hyperparameter_sensitivity")
+    names = {row["hyperparameter"] for row in sensitivity["table"]}
+    assert {"learning_rate", "max_depth", "alpha"} <= names
+    files = {f.path for f in client.list_artifacts(sensitivity["mlflow_run_id"], "plots")}
+    assert files == {"plots/hyperparameter_sensitivity.png"}
+
+    shap = result.output_for_node("shap_summary")
+    candidate = result.output_for_node("candidate_model")
+    assert shap["model_uri"] == candidate["model_uri"]
+    plots = {f.path for f in client.list_artifacts(candidate["run_id"], "plots")}
+    assert plots == {"plots/shap_beeswarm.png", "plots/shap_bar.png"}
+    local = client.download_artifacts(candidate["run_id"], "plots/shap_bar.png", str(tmp_path))
+    assert open(local, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    features = {row["feature"] for row in shap["importance"]}
+    assert features == set(feature_columns(SPEC))
+    meta = trained["instance"].get_latest_materialization_event(dg.AssetKey("shap_summary")).asset_materialization.metadata
+    assert meta["beeswarm"].value.startswith("![SHAP beeswarm](data:image/png;base64,")
