@@ -56,3 +56,21 @@ def bar_plot(labels: list[str], values: list[float], title: str, xlabel: str, er
     ax.set_xlabel(xlabel)
     fig.tight_layout()
     return figure_png(fig)
+
+
+def gap_plot(groups: list[str], gaps: list[float], lows: list[float], highs: list[float], limit: float, flagged: set[str], title: str) -> bytes:
+    """Each group's error gap to overall with its 95% interval and the ± limit."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(groups) + 1.4))
+    gaps_a, lows_a, highs_a = np.array(gaps, float), np.array(lows, float), np.array(highs, float)
+    err = np.vstack([np.nan_to_num(gaps_a - lows_a), np.nan_to_num(highs_a - gaps_a)])
+    colors = ["#d62728" if g in flagged else "#1f77b4" for g in groups]
+    ax.barh(groups, gaps_a, xerr=err, color=colors, capsize=3)
+    for x in (limit, -limit):
+        ax.axvline(x, color="grey", linestyle="--", linewidth=1)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.invert_yaxis()
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("error gap to overall (95% bootstrap interval); dashed: bias limit")
+    fig.tight_layout()
+    return figure_png(fig)

@@ -91,7 +91,7 @@ class SequenceForecaster:
         self.__dict__.update(state)
 
 
-def train_lstm(data: ModelData, config: TrainingConfig) -> tuple[SequenceForecaster, dict[str, Any]]:
+def train_lstm(data: ModelData, config: TrainingConfig, sample_weight: np.ndarray | None = None) -> tuple[SequenceForecaster, dict[str, Any]]:
     keras = _keras()
     keras.utils.set_random_seed(config.seed)
     prep = preprocessor(data, scale=True).fit(data.train.X[data.feature_columns])
@@ -114,7 +114,8 @@ def train_lstm(data: ModelData, config: TrainingConfig) -> tuple[SequenceForecas
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="huber")
     stop = keras.callbacks.EarlyStopping(patience=config.lstm_patience, restore_best_weights=True)
     history = model.fit(
-        X_train, y_train, validation_data=(X_val, y_val), epochs=config.lstm_epochs,
+        X_train, y_train, sample_weight=None if sample_weight is None else sample_weight[rows].astype(np.float32),
+        validation_data=(X_val, y_val), epochs=config.lstm_epochs,
         batch_size=config.lstm_batch_size, callbacks=[stop], verbose=0, shuffle=True,
     )
     forecaster.model = model

@@ -12,7 +12,7 @@ from mlops_assets.resources.dataset import DatasetSpecResource
 from mlops_assets.resources.tracking import MlflowTracking
 from mlops_assets.resources.training import TrainingSettings
 
-MODEL_TO_EXPLAIN = "candidate_model"
+MODEL_TO_EXPLAIN = "fair_model"
 LSTM_MAX_ROWS = 100  # permutation SHAP costs one forward pass per feature per row
 
 

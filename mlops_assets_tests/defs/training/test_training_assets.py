@@ -1,8 +1,6 @@
 """Materialize the training and explainability assets once on small data, then read back
 what MLflow recorded and check it against values recomputed here."""
 
-import os
-
 import dagster as dg
 import numpy as np
 import polars as pl
@@ -11,7 +9,8 @@ import pytest
 from mlops_assets.core.features import feature_columns
 from mlops_assets.core.history import content_hash
 from mlops_assets.core.spec import load_spec
-from mlops_assets_tests.builders import hourly_frame, to_csv_bytes
+from mlops_assets_tests.builders import hourly_frame
+from mlops_assets_tests.pipeline import land, local_platform
 
 SPEC = load_spec()
 KINDS = ("xgboost", "linear", "lstm")
@@ -19,23 +18,14 @@ KINDS = ("xgboost", "linear", "lstm")
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    home = tmp_path_factory.mktemp("training") / "mlops"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_HOME", str(home))
-        mp.setenv("MLOPS_SETTLE_SECONDS", "0")
-        mp.setenv("MLOPS_PROFILE", "fast")
-        mp.setenv("DAGSTER_HOME", str(home / "dagster_home"))
-        from mlops_assets import settings
-        from mlops_assets.definitions import build_definitions
-        from mlops_assets.runner import ingest_landed, run_job
+    from mlops_assets.runner import ingest_landed, run_job
 
-        settings.ensure_local_dirs()
-        (home / "landing" / "history.csv").write_bytes(to_csv_bytes(hourly_frame(SPEC, ["A", "B", "C"], 24 * 30)))
-        defs = build_definitions("local")
-        with dg.instance_for_test(temp_dir=str(home / "dagster_home")) as instance:
-            ingest_landed(defs, instance)
-            result = run_job(defs, "training_job", instance)
-            yield {"home": home, "defs": defs, "instance": instance, "result": result}
+    home = tmp_path_factory.mktemp("training") / "mlops"
+    with local_platform(home) as (defs, instance):
+        land(home, "history.csv", hourly_frame(SPEC, ["A", "B", "C"], 24 * 30))
+        ingest_landed(defs, instance)
+        result = run_job(defs, "training_job", instance)
+        yield {"home": home, "defs": defs, "instance": instance, "result": result}
 
 
 def mlflow_client(trained):
@@ -46,7 +36,19 @@ def test_training_job_succeeds_with_every_asset(trained):
     result = trained["result"]
     assert result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert {"xgboost_model", "linear_model", "lstm_model", "candidate_model", "hyperparameter_sensitivity", "shap_summary"} <= materialized
+    assert {"xgboost_model", "linear_model", "lstm_model", "candidate_model", "hyperparameter_sensitivity", "bias_report", "fair_model", "shap_summary"} <= materialized
+
+
+def test_balanced_data_is_not_flagged_and_the_candidate_is_the_fair_model(trained):
+    result = trained["result"]
+    report = result.output_for_node("bias_report")
+    assert report["grouped"] and not report["biased"] and report["passed"]
+    assert {row["group"] for row in report["groups"]} == {"A", "B", "C"}
+    fair = result.output_for_node("fair_model")
+    assert fair["model_uri"] == result.output_for_node("candidate_model")["model_uri"]
+    assert fair["mitigation"]["applied"] is False and "no group flagged" in fair["mitigation"]["reason"]
+    check = {e.check_name: e for e in result.get_asset_check_evaluations()}["bias_within_threshold"]
+    assert check.passed and check.description.startswith("PASS")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -108,7 +110,7 @@ def test_sensitivity_and_shap_artifacts_are_in_mlflow(trained, tmp_path):
     candidate = result.output_for_node("candidate_model")
     assert shap["model_uri"] == candidate["model_uri"]
     plots = {f.path for f in client.list_artifacts(candidate["run_id"], "plots")}
-    assert plots == {"plots/shap_beeswarm.png", "plots/shap_bar.png"}
+    assert {"plots/shap_beeswarm.png", "plots/shap_bar.png", "plots/bias_gaps.png"} <= plots
     local = client.download_artifacts(candidate["run_id"], "plots/shap_bar.png", str(tmp_path))
     assert open(local, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     features = {row["feature"] for row in shap["importance"]}

@@ -1,0 +1,591 @@
+"""Benchmark of the pure data pipeline "landing -> splits": polars core vs a pandas reference.
+
+    python bench/data_pipeline.py [--rows 100000 1000000] [--out bench/results/data_pipeline.json]
+
+For each size the landing data is generated once (not timed): CSV bytes in several batch files
+whose days overlap (so "latest batch wins" in the merge matters), with the usual feed defects.
+Each implementation then runs landing -> splits in a fresh subprocess per repetition
+(`--worker`, hidden), so wall time and peak memory belong to that implementation alone:
+
+    parse_batch -> clean_batch -> validate_clean -> merge_batches -> build_features -> time_split
+
+Peak memory is the process's peak RSS (`getrusage(RUSAGE_SELF).ru_maxrss`, after resetting the
+kernel's high-water mark via /proc/self/clear_refs when allowed) minus the RSS measured after
+imports and after the input bytes are loaded. The two outputs are checked to be the same work
+(split row counts, lag values on a sample, column sums) before any figure is written.
+
+Writes the JSON to --out and a Markdown table next to it (data_pipeline.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from mlops_assets.core.spec import DatasetSpec, load_spec  # noqa: E402  (no polars import)
+
+IMPLEMENTATIONS = ("polars", "pandas")
+SPLITS = ("train", "validation", "test")
+DEFAULT_ROWS = (100_000, 1_000_000)
+DEFAULT_OUT = ROOT / "bench" / "results" / "data_pipeline.json"
+ROWS_PER_GROUP = 20_000  # ~834 days of hourly data per group: more rows = more groups
+OVERLAP_DAYS = 3
+SAMPLE_ROWS = 500
+LAG_TOLERANCE = 1e-6
+SUM_TOLERANCE = 1e-9
+GOAL_SPEEDUP = 3.0
+GOAL_PEAK_MB_AT_1M = 1024.0
+
+
+# ============================================================================================
+# data generation (parent process, not timed)
+
+
+def shape_for(rows: int) -> tuple[int, int]:
+    """(groups, days) giving about `rows` hourly rows: a fixed history length, more groups."""
+    groups = max(2, round(rows / ROWS_PER_GROUP))
+    return groups, math.ceil(rows / (24 * groups))
+
+
+def generate_landing(spec: DatasetSpec, rows: int, files: int, seed: int) -> tuple[list[tuple[str, bytes]], dict[str, Any]]:
+    """CSV batch files for about `rows` series rows: `files` consecutive periods, each file
+    also re-sending the previous file's last OVERLAP_DAYS days with corrected targets."""
+    import polars as pl
+
+    groups, days = shape_for(rows)
+    frame, source = simulated_frame(spec, groups, days, seed)
+    frame = frame.with_columns(_utc(frame, spec).alias("__utc"))
+    start = frame.get_column("__utc").min()
+    day = (pl.col("__utc") - pl.lit(start)).dt.total_hours() // 24
+    cut = [round(i * days / files) for i in range(files + 1)]
+    batches = []
+    for i in range(files):
+        lo = max(0, cut[i] - (OVERLAP_DAYS if i else 0))
+        part = frame.filter((day >= lo) & (day < cut[i + 1]))
+        if i:  # re-sent hours carry corrections: the merge must take this file's values
+            overlap = day < cut[i]
+            part = part.with_columns(_revise(pl.col(spec.target.column), overlap).alias(spec.target.column))
+        name = f"bench_{rows}_{i + 1:02d}_of_{files:02d}.csv"
+        batches.append((name, to_csv_bytes(part.drop("__utc"), spec)))
+    meta = {
+        "generator": source,
+        "groups": groups,
+        "days": days,
+        "series_rows": frame.select(pl.struct(spec.key_columns).n_unique()).item(),
+        "landed_rows": sum(data.count(b"\n") - 1 for _, data in batches),
+        "landed_mb": round(sum(len(data) for _, data in batches) / 2**20, 1),
+        "overlap_days": OVERLAP_DAYS,
+    }
+    return batches, meta
+
+
+def _utc(frame: Any, spec: DatasetSpec) -> Any:
+    """The timestamp column as UTC datetimes, whether the frame holds text or datetimes."""
+    import polars as pl
+
+    col = pl.col(spec.timestamp)
+    dtype = frame.schema[spec.timestamp]
+    if dtype == pl.String:
+        return col.str.strip_chars().str.to_datetime(time_zone="UTC", strict=False, time_unit="us")
+    if dtype.time_zone is None:  # type: ignore[union-attr]
+        return col.dt.replace_time_zone(spec.timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+    return col.dt.convert_time_zone("UTC")
+
+
+def _revise(target: Any, overlap: Any) -> Any:
+    """Corrected re-sent target values (+1 %), whether the target is text or numeric."""
+    import polars as pl
+
+    as_number = target.cast(pl.Float64, strict=False)
+    return pl.when(overlap & (as_number > 0)).then(as_number * 1.01).otherwise(as_number)
+
+
+def to_csv_bytes(frame: Any, spec: DatasetSpec) -> bytes:
+    """CSV bytes; datetimes written as ISO-8601 local time with the UTC offset."""
+    import polars as pl
+
+    local = pl.col(pl.Datetime).dt.convert_time_zone(spec.timezone).dt.strftime("%Y-%m-%dT%H:%M:%S%:z")
+    return frame.with_columns(local).write_csv().encode("utf-8")
+
+
+def simulated_frame(spec: DatasetSpec, groups: int, days: int, seed: int) -> tuple[Any, str]:
+    """The platform's simulator with defects on; a local generator if it is not available."""
+    try:
+        from mlops_assets.core import simulate
+    except Exception as exc:  # noqa: BLE001 - any import problem means: use the fallback
+        print(f"  mlops_assets.core.simulate unavailable ({exc!r}); using the bench's own generator", flush=True)
+        return fallback_frame(spec, groups, days, seed), "bench fallback generator"
+    config = simulate.SimulationConfig(
+        start=getattr(simulate, "DEFAULT_START", dt.date(2022, 1, 1)),
+        days=days,
+        groups=groups,
+        seed=seed,
+        drift=0.0,
+        defects=True,
+        batch_days=days,
+        file_format="csv",
+    )
+    return simulate.simulate_frame(spec, config), "mlops_assets.core.simulate.simulate_frame (defects on)"
+
+
+def fallback_frame(spec: DatasetSpec, groups: int, days: int, seed: int) -> Any:
+    """Hourly series per group with daily/yearly cycles and feed defects: negative readings,
+    spikes, missing values, missing hours and re-sent (partly corrected) rows."""
+    import numpy as np
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    hours = days * 24
+    n = groups * hours
+    h = np.tile(np.arange(hours), groups)
+    level = np.repeat(rng.uniform(500, 5000, groups), hours)
+    daily, yearly = np.sin(2 * np.pi * (h % 24) / 24), np.sin(2 * np.pi * h / (24 * 365.25))
+    load = level * (1 + 0.2 * daily + 0.1 * yearly) + rng.normal(0, 0.02, n) * level
+    start = np.datetime64("2022-01-01T00:00:00", "us")
+    data: dict[str, Any] = {spec.timestamp: start + h.astype("timedelta64[h]"), spec.target.column: load}
+    if spec.group:
+        data[spec.group] = np.repeat([f"R{i:03d}" for i in range(groups)], hours)
+    for j, col in enumerate(spec.numeric_features):
+        lo = col.min if col.min is not None else 0.0
+        hi = col.max if col.max is not None else lo + 100
+        wave = 0.5 + 0.3 * np.sin(2 * np.pi * h / (24 * 365.25) + j) + rng.normal(0, 0.05, n)
+        data[col.column] = np.clip(lo + (hi - lo) * wave, lo, hi)
+    frame = pl.DataFrame(data).with_columns(pl.col(spec.timestamp).dt.replace_time_zone("UTC"))
+    y = spec.target.column
+    u = rng.random(n)
+    frame = frame.with_columns(
+        pl.when(pl.Series(u < 0.002)).then(-pl.col(y))  # negative meter readings
+        .when(pl.Series((u >= 0.002) & (u < 0.0025))).then(pl.col(y) * 25)  # spikes
+        .when(pl.Series((u >= 0.0025) & (u < 0.0045))).then(None)  # missing values
+        .otherwise(pl.col(y))
+        .alias(y)
+    )
+    frame = frame.filter(pl.Series(rng.random(n) >= 0.005))  # missing hours
+    resent = frame.sample(fraction=0.003, seed=seed).with_columns(pl.col(y) * 1.001)
+    return pl.concat([frame, resent]).select(spec.required_columns)
+
+
+# ============================================================================================
+# the two pipelines (worker process)
+
+
+def _stopwatch(timings: dict[str, float]) -> Callable[[str], None]:
+    """`lap(stage)` adds the seconds since the previous lap to timings[stage]."""
+    clock = [time.perf_counter()]
+
+    def lap(stage: str) -> None:
+        now = time.perf_counter()
+        timings[stage] = timings.get(stage, 0.0) + now - clock[0]
+        clock[0] = now
+
+    return lap
+
+
+def run_polars(files: list[tuple[str, bytes]], spec: DatasetSpec, timings: dict[str, float]) -> dict[str, Any]:
+    """landing bytes -> splits with the platform's own core functions."""
+    from mlops_assets.core.cleaning import clean_batch
+    from mlops_assets.core.features import build_features
+    from mlops_assets.core.history import merge_batches
+    from mlops_assets.core.ingest import parse_batch
+    from mlops_assets.core.schemas import validate_clean
+    from mlops_assets.core.splitting import time_split
+
+    lap = _stopwatch(timings)
+    cleaned, reports = [], []
+    for name, data in files:
+        parsed = parse_batch(name, data)
+        lap("parse")
+        frame, report = clean_batch(parsed, spec, name)
+        lap("clean")
+        cleaned.append((name, validate_clean(frame, spec, name)))
+        reports.append(report.to_dict())
+        lap("validate")
+    history, merge_report = merge_batches(cleaned, spec)
+    lap("merge")
+    features, feature_report = build_features(history, spec)
+    lap("features")
+    train, validation, test, _ = time_split(features, spec)
+    lap("split")
+    return {
+        "train": train, "validation": validation, "test": test,
+        "clean": reports, "merge": merge_report.to_dict(), "features": feature_report.to_dict(),
+    }
+
+
+def run_pandas(files: list[tuple[str, bytes]], spec: DatasetSpec, timings: dict[str, float]) -> dict[str, Any]:
+    """landing bytes -> splits with the pandas reference."""
+    from bench import pandas_reference as ref
+
+    lap = _stopwatch(timings)
+    cleaned, reports = [], []
+    for name, data in files:
+        parsed = ref.parse_batch(name, data)
+        lap("parse")
+        frame, report = ref.clean_batch(parsed, spec, name)
+        lap("clean")
+        cleaned.append((name, ref.validate_clean(frame, spec, name)))
+        reports.append(report)
+        lap("validate")
+    history, merge_report = ref.merge_batches(cleaned, spec)
+    lap("merge")
+    features, feature_report = ref.build_features(history, spec)
+    lap("features")
+    train, validation, test, _ = ref.time_split(features, spec)
+    lap("split")
+    return {
+        "train": train, "validation": validation, "test": test,
+        "clean": reports, "merge": merge_report, "features": feature_report,
+    }
+
+
+# ============================================================================================
+# what the parent compares (computed in the worker after the measurement)
+
+
+def sample_positions(n: int) -> list[int]:
+    """SAMPLE_ROWS evenly spaced row positions, first and last included."""
+    if n <= SAMPLE_ROWS:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (SAMPLE_ROWS - 1)) for i in range(SAMPLE_ROWS)})
+
+
+def summarize(impl: str, out: dict[str, Any], spec: DatasetSpec) -> dict[str, Any]:
+    """Row counts, report counts, a keyed sample of the lag columns and column sums per split."""
+    from bench.pandas_reference import lag_columns
+
+    lags = lag_columns(spec)
+    summary: dict[str, Any] = {"counts": {}, "samples": {}, "sums": {}}
+    for split in SPLITS:
+        frame = out[split]
+        summary["counts"][split] = len(frame)
+        numeric = [c for c in frame.columns if c not in (spec.group, spec.timestamp, *spec.categorical_features)]
+        pick = sample_positions(len(frame))
+        if impl == "polars":
+            part = frame[pick]
+            keys = part.get_column(spec.timestamp).dt.epoch("us").to_list()
+            groups = part.get_column(spec.group).to_list() if spec.group else [None] * len(pick)
+            values = {c: part.get_column(c).to_list() for c in lags}
+            sums = {c: float(frame.get_column(c).cast(float).sum()) for c in numeric}
+        else:
+            import pandas as pd
+
+            part = frame.iloc[pick]
+            epoch = pd.Timestamp("1970-01-01", tz="UTC")
+            keys = ((part[spec.timestamp] - epoch) // pd.Timedelta(microseconds=1)).astype("int64").tolist()
+            groups = part[spec.group].tolist() if spec.group else [None] * len(pick)
+            values = {c: part[c].astype(float).tolist() for c in lags}
+            sums = {c: float(frame[c].astype(float).sum()) for c in numeric}
+        summary["samples"][split] = {"keys": list(zip(groups, keys)), "values": values}
+        summary["sums"][split] = sums
+    summary["reports"] = report_counts(out)
+    return summary
+
+
+def report_counts(out: dict[str, Any]) -> dict[str, int]:
+    """The repair and merge counts both implementations report."""
+    clean = out["clean"]
+    return {
+        "clean_rows_out": sum(r["rows_out"] for r in clean),
+        "out_of_range_nulled": sum(sum(r["out_of_range_nulled"].values()) for r in clean),
+        "spikes_nulled": sum(r["spikes_nulled"] for r in clean),
+        "exact_duplicates_dropped": sum(r["exact_duplicates_dropped"] for r in clean),
+        "conflicting_duplicates_dropped": sum(r["conflicting_duplicates_dropped"] for r in clean),
+        "missing_steps": sum(r["missing_steps"] for r in clean),
+        "merge_rows_out": out["merge"]["rows_out"],
+        "superseded_rows": out["merge"]["superseded_rows"],
+        "grid_rows": out["features"]["grid_rows"],
+        "interpolated_target_points": out["features"]["interpolated_target_points"],
+        "feature_rows_out": out["features"]["rows_out"],
+    }
+
+
+# ============================================================================================
+# worker: one measured run in a fresh process
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process, MB."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux >= 4.0), so ru_maxrss counts from now."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS since start (or since `reset_peak_rss`), MB (ru_maxrss is in kB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def read_landing(input_dir: Path) -> list[tuple[str, bytes]]:
+    """The batch files, in landing (name) order, as (name, bytes)."""
+    return [(p.name, p.read_bytes()) for p in sorted(input_dir.glob("*.csv"))]
+
+
+def worker(impl: str, input_dir: Path, result_file: Path, summary: bool) -> None:
+    """Import, load the bytes, take the baseline, run once, record time and memory."""
+    spec = load_spec()
+    if impl == "polars":
+        import polars  # noqa: F401  - imports belong to the baseline
+        import mlops_assets.core.cleaning, mlops_assets.core.features, mlops_assets.core.schemas  # noqa: E401, F401
+        run = run_polars
+    else:
+        import pandas  # noqa: F401
+        import bench.pandas_reference  # noqa: F401
+        run = run_pandas
+    files = read_landing(input_dir)
+    gc.collect()
+    baseline = rss_mb()
+    reset = reset_peak_rss()
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    out = run(files, spec, timings)
+    wall = time.perf_counter() - start
+    peak = max(peak_rss_mb(), baseline)
+    result = {
+        "impl": impl,
+        "wall_s": wall,
+        "stages_s": timings,
+        "baseline_rss_mb": baseline,
+        "peak_rss_mb": peak,
+        "peak_mb_increase": peak - baseline,
+        "peak_method": "ru_maxrss after clear_refs reset" if reset else "ru_maxrss since process start",
+    }
+    if summary:
+        result["summary"] = summarize(impl, out, spec)
+    result_file.write_text(json.dumps(result))
+
+
+# ============================================================================================
+# parent: repetitions, equivalence, output
+
+
+def run_worker(impl: str, input_dir: Path, summary: bool) -> dict[str, Any]:
+    """One measured run of `impl` in a fresh interpreter."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        result_file = Path(fh.name)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--input-dir", str(input_dir), "--result-file", str(result_file)]
+    if summary:
+        cmd.append("--summary")
+    try:
+        subprocess.run(cmd, check=True, cwd=ROOT)
+        return json.loads(result_file.read_text())
+    finally:
+        result_file.unlink(missing_ok=True)
+
+
+def measure(impl: str, input_dir: Path, repeats: int, budget_s: float) -> dict[str, Any]:
+    """Up to `repeats` fresh-process runs (fewer if the next one would exceed `budget_s`);
+    median wall time, median stage times, and the largest peak of all runs."""
+    runs: list[dict[str, Any]] = []
+    began = time.perf_counter()
+    while len(runs) < repeats:
+        runs.append(run_worker(impl, input_dir, summary=not runs))
+        print(f"    {impl:<6} run {len(runs)}: {runs[-1]['wall_s']:.2f} s, +{runs[-1]['peak_mb_increase']:.0f} MB", flush=True)
+        if time.perf_counter() - began + runs[-1]["wall_s"] + 2 > budget_s:
+            break
+    stages = runs[0]["stages_s"].keys()
+    return {
+        "wall_s": round(statistics.median(r["wall_s"] for r in runs), 3),
+        "wall_s_runs": [round(r["wall_s"], 3) for r in runs],
+        "repeats": len(runs),
+        "stages_s": {s: round(statistics.median(r["stages_s"][s] for r in runs), 3) for s in stages},
+        "peak_mb_increase": round(max(r["peak_mb_increase"] for r in runs), 1),
+        "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
+        "baseline_rss_mb": round(statistics.median(r["baseline_rss_mb"] for r in runs), 1),
+        "peak_method": runs[0]["peak_method"],
+        "summary": runs[0]["summary"],
+    }
+
+
+def check_equivalence(a: dict[str, Any], b: dict[str, Any], spec: DatasetSpec) -> dict[str, Any]:
+    """Assert both implementations did the same work; return what was compared."""
+    assert a["counts"] == b["counts"], f"split row counts differ: polars {a['counts']} pandas {b['counts']}"
+    assert a["reports"] == b["reports"], f"report counts differ: polars {a['reports']} pandas {b['reports']}"
+    lag_24h = f"{spec.target.column}_lag_24h"
+    max_diff: dict[str, float] = {}
+    for split in SPLITS:
+        sa, sb = a["samples"][split], b["samples"][split]
+        assert [tuple(k) for k in sa["keys"]] == [tuple(k) for k in sb["keys"]], f"{split}: sampled keys differ"
+        for col, values in sa["values"].items():
+            diffs = [abs(x - y) / (1.0 if col == lag_24h else 1.0 + abs(x)) for x, y in zip(values, sb["values"][col])]
+            max_diff[col] = max(max_diff.get(col, 0.0), max(diffs, default=0.0))
+    assert max_diff[lag_24h] <= LAG_TOLERANCE, f"{lag_24h} differs by {max_diff[lag_24h]}"
+    bad = {c: d for c, d in max_diff.items() if d > LAG_TOLERANCE}
+    assert not bad, f"lag/rolling columns differ on the sample: {bad}"
+    sum_diff = max(
+        abs(x - b["sums"][s][c]) / max(1.0, abs(x)) for s in SPLITS for c, x in a["sums"][s].items()
+    )
+    assert sum_diff <= SUM_TOLERANCE, f"column sums differ (max relative {sum_diff})"
+    return {
+        "split_rows": a["counts"],
+        "report_counts": a["reports"],
+        "sampled_rows_per_split": {s: len(a["samples"][s]["keys"]) for s in SPLITS},
+        "max_abs_diff_lag_24h": max_diff[lag_24h],
+        "max_rel_diff_lag_and_rolling": max(max_diff.values()),
+        "max_rel_diff_column_sums": sum_diff,
+        "columns_summed": len(a["sums"]["train"]),
+        "passed": True,
+    }
+
+
+def bench_size(spec: DatasetSpec, rows: int, files: int, repeats: int, budget_s: float, seed: int) -> dict[str, Any]:
+    """Generate once, measure both implementations, check they agree."""
+    print(f"== {rows:,} rows: generating {files} batch files", flush=True)
+    t0 = time.perf_counter()
+    batches, meta = generate_landing(spec, rows, files, seed)
+    print(f"   {meta['landed_rows']:,} landed rows, {meta['landed_mb']} MB CSV ({time.perf_counter() - t0:.1f} s)", flush=True)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench_landing_") as tmp:
+        for name, data in batches:
+            (Path(tmp) / name).write_bytes(data)
+        del batches
+        for impl in IMPLEMENTATIONS:
+            results[impl] = measure(impl, Path(tmp), repeats, budget_s)
+    equivalence = check_equivalence(results["polars"].pop("summary"), results["pandas"].pop("summary"), spec)
+    print(f"   equivalence checks passed: split rows {equivalence['split_rows']}", flush=True)
+    return {
+        "rows": rows,
+        "files": files,
+        "data": meta,
+        "polars": results["polars"],
+        "pandas": results["pandas"],
+        "speedup": round(results["pandas"]["wall_s"] / results["polars"]["wall_s"], 2),
+        "memory_ratio_pandas_over_polars": round(results["pandas"]["peak_mb_increase"] / max(results["polars"]["peak_mb_increase"], 1e-9), 2),
+        "equivalence": equivalence,
+    }
+
+
+def machine_info() -> dict[str, Any]:
+    """Where the numbers were taken."""
+    import numpy
+    import pandas
+    import polars
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), 0)
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_model": cpu,
+        "memory_gb": round(mem_kb / 2**20, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "polars": polars.__version__,
+        "pandas": pandas.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def goals(sizes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The targets, reported (not asserted)."""
+    largest = max(sizes, key=lambda s: s["rows"])
+    million = next((s for s in sizes if s["rows"] >= 1_000_000), None)
+    return {
+        "speedup_at_least": GOAL_SPEEDUP,
+        "speedup_met": all(s["speedup"] >= GOAL_SPEEDUP for s in sizes),
+        "peak_mb_at_1m_at_most": GOAL_PEAK_MB_AT_1M,
+        "peak_met": None if million is None else million["polars"]["peak_rss_mb"] <= GOAL_PEAK_MB_AT_1M,
+        "peak_increase_met": None if million is None else million["polars"]["peak_mb_increase"] <= GOAL_PEAK_MB_AT_1M,
+        "largest_rows": largest["rows"],
+    }
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """A small table for the README."""
+    m = report["machine"]
+    lines = [
+        f"Landing CSV bytes → splits (parse, clean, validate, merge, features, split); "
+        f"median of up to {report['repeats_requested']} fresh-process runs; {m['cpu_count']} CPUs ({m['cpu_model']}), "
+        f"Python {m['python']}, polars {m['polars']}, pandas {m['pandas']}; {report['date'][:10]}.",
+        "",
+        "| rows | files | polars (s) | pandas (s) | speedup | polars peak (MB, +/abs) | pandas peak (MB, +/abs) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in report["sizes"]:
+        p, q = s["polars"], s["pandas"]
+        runs = "" if p["repeats"] == q["repeats"] == report["repeats_requested"] else f" ({p['repeats']}/{q['repeats']} runs)"
+        lines.append(
+            f"| {s['rows']:,} | {s['files']} | {p['wall_s']:.2f} | {q['wall_s']:.2f}{runs} | {s['speedup']:.1f}× "
+            f"| +{p['peak_mb_increase']:.0f} / {p['peak_rss_mb']:.0f} | +{q['peak_mb_increase']:.0f} / {q['peak_rss_mb']:.0f} |"
+        )
+    g = report["goals"]
+    lines += [
+        "",
+        f"Goals: ≥ {g['speedup_at_least']:.0f}× faster than pandas — {'met' if g['speedup_met'] else 'NOT met'}; "
+        f"≤ 1 GB peak at 1M rows — "
+        + ("not measured" if g["peak_met"] is None else ("met" if g["peak_met"] else "NOT met"))
+        + ". Peak = increase over the RSS after imports and loading the input bytes / absolute peak RSS. "
+        "Both implementations produce the same split row counts, lag values and column sums (checked).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=list(DEFAULT_ROWS), help="series sizes to benchmark")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result file (the .md is written next to it)")
+    parser.add_argument("--files", type=int, default=4, help="batch files per size")
+    parser.add_argument("--repeats", type=int, default=3, help="fresh-process runs per implementation (median)")
+    parser.add_argument("--budget", type=float, default=100.0, help="seconds per implementation and size before repeats are cut")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--worker", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
+    parser.add_argument("--input-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--summary", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        worker(args.worker, args.input_dir, args.result_file, args.summary)
+        return
+    spec = load_spec()
+    began = time.perf_counter()
+    sizes = [bench_size(spec, rows, args.files, args.repeats, args.budget, args.seed) for rows in args.rows]
+    report = {
+        "benchmark": "landing CSV bytes -> train/validation/test splits",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "spec": spec.name,
+        "repeats_requested": args.repeats,
+        "machine": machine_info(),
+        "sizes": sizes,
+        "goals": goals(sizes),
+        "total_runtime_s": round(time.perf_counter() - began, 1),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
+    print(f"wrote {args.out} and {args.out.with_suffix('.md')} in {report['total_runtime_s']} s")
+
+
+if __name__ == "__main__":
+    main()

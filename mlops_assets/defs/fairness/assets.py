@@ -1,0 +1,141 @@
+"""Fairness: the bias report by group, and the fair model (re-weighted when bias is found)."""
+
+import dagster as dg
+import polars as pl
+
+from mlops_assets.core.fairness import report_table
+from mlops_assets.core.plots import gap_plot
+from mlops_assets.defs.metadata import markdown_table, png_markdown
+from mlops_assets.defs.training.tracking import log_candidate, log_png, log_table
+from mlops_assets.resources.dataset import DatasetSpecResource
+from mlops_assets.resources.fairness import FairnessSettings
+from mlops_assets.resources.tracking import MlflowTracking
+from mlops_assets.resources.training import TrainingSettings
+
+
+def _plot(report: dict, title: str) -> bytes:
+    rows = [r for r in report["groups"] if r.get("gap") is not None]
+    return gap_plot(
+        [r["group"] for r in rows], [r["gap"] for r in rows], [r["gap_ci_low"] for r in rows], [r["gap_ci_high"] for r in rows],
+        report["limit"], set(report["flagged"]), title,
+    )
+
+
+def _verdict(report: dict) -> str:
+    if report["passed"]:
+        return "PASS: " + "; ".join(report["reasons"])
+    return ("BIASED: " if report["biased"] else "FAIL: ") + "; ".join(report["reasons"])
+
+
+def _expected_groups(train_set: pl.DataFrame, column: str | None) -> list[str]:
+    return sorted(train_set.get_column(column).cast(pl.String).unique().to_list()) if column else []
+
+
+@dg.asset(group_name="fairness", kinds={"fairlearn", "mlflow"}, ins={"candidate_model": dg.AssetIn(), "test_set": dg.AssetIn(), "train_set": dg.AssetIn()})
+def bias_report(context: dg.AssetExecutionContext, candidate_model: dict, test_set: pl.DataFrame, train_set: pl.DataFrame, dataset: DatasetSpecResource, fairness: FairnessSettings, mlflow_tracking: MlflowTracking):
+    """fairlearn MetricFrame of the candidate on the test set, by group (and by any sensitive
+    feature the spec declares): MAE, RMSE, MAPE and rows per group, each group's gap with a
+    bootstrap 95% interval, and a verdict with reasons."""
+    from mlops_assets.core.fairness import bias_report as build_report
+    from mlops_assets.core.models.data import to_split
+    from mlops_assets.core.pyfunc_model import load_forecaster
+
+    spec, config = dataset.load(), fairness.config()
+    split = to_split(test_set, spec)
+    predictions = load_forecaster(candidate_model["model_uri"]).predict(split.X)
+    report = build_report(split.y, predictions, split.groups, config, _expected_groups(train_set, spec.group))
+    report["by_feature"] = {
+        col: build_report(split.y, predictions, split.X[col].to_numpy(), config, _expected_groups(train_set, col))
+        for col in spec.extra.get("sensitive_features", [])
+    }
+    for col, sub in report["by_feature"].items():
+        report["biased"] = report["biased"] or sub["biased"]
+        report["passed"] = report["passed"] and sub["passed"]
+        report["reasons"] += [f"{col}: {reason}" for reason in sub["reasons"] if not sub["passed"]]
+    table = report_table(report)
+    metadata = {"verdict": _verdict(report), "rule": config.rule, "flagged_groups": dg.MetadataValue.json(report["flagged"]), "table": markdown_table(table)}
+    with mlflow_tracking.resume_run(candidate_model["run_id"]):
+        import mlflow
+
+        mlflow.log_dict(report, "fairness/bias_report.json")
+        log_table(table, "bias_by_group.csv")
+        mlflow.log_metrics({"bias_largest_abs_gap": report.get("largest_abs_gap", 0.0), "bias_flagged_groups": len(report["flagged"])})
+        if report["grouped"] and report["groups"]:
+            png = _plot(report, f"{candidate_model['kind']}: {config.rule} MAE gap by group")
+            log_png(png, "bias_gaps.png")
+            metadata["plot"] = png_markdown(png, "error gap by group")
+    metadata["mlflow_run"] = dg.MetadataValue.url(mlflow_tracking.run_url(candidate_model["run_id"]))
+    return dg.Output(report, metadata=metadata)
+
+
+@dg.asset(
+    group_name="fairness",
+    kinds={"fairlearn", "mlflow"},
+    ins={name: dg.AssetIn() for name in ("candidate_model", "bias_report", "train_set", "validation_set", "test_set")},
+)
+def fair_model(context: dg.AssetExecutionContext, candidate_model: dict, bias_report: dict, train_set: pl.DataFrame, validation_set: pl.DataFrame, test_set: pl.DataFrame, dataset: DatasetSpecResource, training: TrainingSettings, fairness: FairnessSettings, mlflow_tracking: MlflowTracking):
+    """The model that goes on to the registry. When the bias report flags a group, the
+    candidate is re-trained with balanced and with error-aware group weights; a re-weighted
+    model is kept only if it shrinks the largest gap (on validation) without raising overall
+    MAE by more than the tolerance. Otherwise, or when nothing is flagged, the candidate."""
+    if not bias_report["biased"]:
+        reason = "no group flagged by the bias report: the candidate is the fair model"
+        return dg.Output(
+            {**candidate_model, "mitigation": {"applied": False, "reason": reason, "bias_after": bias_report}},
+            metadata={"mitigation": reason, "model": candidate_model["kind"], "model_uri": candidate_model["model_uri"]},
+        )
+    return _mitigate(context, candidate_model, {"train_set": train_set, "validation_set": validation_set, "test_set": test_set}, dataset, training, fairness, mlflow_tracking)
+
+
+def _mitigate(context, candidate: dict, splits: dict, dataset, training, fairness, mlflow_tracking) -> dg.Output:
+    from mlops_assets.core.history import content_hash
+    from mlops_assets.core.mitigation import mitigate
+    from mlops_assets.core.models.data import model_data
+    from mlops_assets.core.models.evaluation import evaluate
+    from mlops_assets.core.pyfunc_model import load_forecaster
+
+    spec, config, bias = dataset.load(), training.load(), fairness.config()
+    data = model_data(splits["train_set"], splits["validation_set"], splits["test_set"], spec)
+    expected = _expected_groups(splits["train_set"], spec.group)
+    chosen, variants, reason = mitigate(load_forecaster(candidate["model_uri"]), data, config, bias, fairness.mitigation_tolerance, expected)
+    comparison = pl.DataFrame(
+        [{"variant": v.name, "val_largest_gap": v.validation["largest_abs_gap"], "val_mae": v.validation_mae, "test_largest_gap": v.test["largest_abs_gap"], "test_mae": v.test_mae, "test_flagged": len(v.test["flagged"]), "chosen": v is chosen} for v in variants]
+    )
+    per_group = pl.concat([report_table(v.test).select("group", "mae", "gap").with_columns(pl.lit(v.name).alias("variant")) for v in variants])
+    summary = dict(candidate)
+    if chosen.name != "candidate":
+        evaluation = evaluate(chosen.forecaster, data)
+        versions = {name: content_hash(frame) for name, frame in splits.items()}
+        with mlflow_tracking.start_run(context, "fair_model", run_name=f"{candidate['kind']}-{chosen.name}-weights", tags={"mitigation": chosen.name, "mitigates_run_id": candidate["run_id"]}) as run:
+            info = log_candidate(
+                kind=candidate["kind"], forecaster=chosen.forecaster, data=data, evaluation=evaluation,
+                params={**candidate["params"], "sample_weights": chosen.name}, extra={}, search_table=None, config=config,
+                data_versions=versions, fit_seconds=0.0,
+            )
+            log_table(comparison, "mitigation_comparison.csv")
+        summary.update(
+            run_id=run.info.run_id, model_uri=info.model_uri, params={**candidate["params"], "sample_weights": chosen.name},
+            metrics={"validation": evaluation["validation"], "test": evaluation["test"]}, test_by_group=evaluation["test_by_group"].to_dicts(),
+        )
+    summary["mitigation"] = {"applied": chosen.name != "candidate", "scheme": chosen.name, "reason": reason, "comparison": comparison.to_dicts(), "bias_after": chosen.test}
+    context.log.info(reason)
+    return dg.Output(
+        summary,
+        metadata={
+            "mitigation": reason,
+            "comparison": markdown_table(comparison),
+            "per_group_before_after": markdown_table(per_group.pivot(on="variant", index="group", values="gap")),
+            "model_uri": summary["model_uri"],
+            "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(summary["run_id"])),
+        },
+    )
+
+
+@dg.asset_check(asset="fair_model", blocking=True, description="The model headed for the registry passes the bias rule on the test set, with enough rows in every group.")
+def bias_within_threshold(fair_model: dict) -> dg.AssetCheckResult:
+    report = fair_model["mitigation"]["bias_after"]
+    return dg.AssetCheckResult(
+        passed=bool(report["passed"]),
+        description=_verdict(report),
+        metadata={"rule": report["rule"], "flagged_groups": dg.MetadataValue.json(report["flagged"]), "largest_abs_gap": float(report.get("largest_abs_gap", 0.0))},
+    )

@@ -1,0 +1,51 @@
+"""A group made deliberately worse: flagged by `bias_report`, and the blocking check fails."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from mlops_assets.core.spec import load_spec
+from mlops_assets_tests.builders import hourly_frame
+from mlops_assets_tests.pipeline import land, local_platform
+
+SPEC = load_spec()
+
+
+@pytest.fixture(scope="module")
+def unfair(tmp_path_factory):
+    from mlops_assets.runner import ingest_landed, run_job
+
+    home = tmp_path_factory.mktemp("fairness") / "mlops"
+    frame = hourly_frame(SPEC, ["A", "B", "C", "D", "E"], 24 * 30)
+    noise = np.random.default_rng(3).normal(0, 1500, frame.height)
+    frame = frame.with_columns(
+        pl.when(pl.col(SPEC.group) == "E").then(pl.col(SPEC.target.column) + pl.Series(noise).abs()).otherwise(pl.col(SPEC.target.column)).alias(SPEC.target.column)
+    )
+    with local_platform(home) as (defs, instance):
+        land(home, "history.csv", frame)
+        ingest_landed(defs, instance)
+        yield run_job(defs, "training_job", instance)
+
+
+def test_worse_group_is_flagged_with_reason_and_plot(unfair):
+    report = unfair.output_for_node("bias_report")
+    assert report["biased"] and report["flagged"] == ["E"]
+    assert any(reason.startswith("group E: normalized MAE gap") for reason in report["reasons"])
+    mat = next(e for e in unfair.get_asset_materialization_events() if e.asset_key.to_user_string() == "bias_report")
+    assert mat.materialization.metadata["verdict"].value.startswith("BIASED")
+    assert mat.materialization.metadata["plot"].value.startswith("![error gap by group](data:image/png;base64,")
+
+
+def test_mitigation_is_tried_and_compared(unfair):
+    fair = unfair.output_for_node("fair_model")
+    variants = {row["variant"] for row in fair["mitigation"]["comparison"]}
+    assert variants == {"candidate", "balanced", "error_aware"}
+    assert fair["mitigation"]["reason"]
+
+
+def test_bias_check_blocks_the_unfair_model(unfair):
+    check = {e.check_name: e for e in unfair.get_asset_check_evaluations()}["bias_within_threshold"]
+    assert not check.passed and "group E" in check.description
+    assert not unfair.success  # never green while the model headed for the registry is biased
+    skipped = {e.asset_key.to_user_string() for e in unfair.get_asset_materialization_events()}
+    assert "shap_summary" not in skipped  # downstream of the blocking check did not run
