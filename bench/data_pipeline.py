@@ -65,85 +65,81 @@ def shape_for(rows: int) -> tuple[int, int]:
     return groups, math.ceil(rows / (24 * groups))
 
 
-def generate_landing(spec: DatasetSpec, rows: int, files: int, seed: int) -> tuple[list[tuple[str, bytes]], dict[str, Any]]:
-    """CSV batch files for about `rows` series rows: `files` consecutive periods, each file
-    also re-sending the previous file's last OVERLAP_DAYS days with corrected targets."""
+def generate_landing(spec: DatasetSpec, rows: int, files: int, seed: int, local_offsets: bool) -> tuple[list[tuple[str, bytes]], dict[str, Any]]:
+    """About `rows` hourly series rows as `files` CSV batch files in landing order. Feed
+    defects are on; every file after the first also re-sends the previous file's last
+    OVERLAP_DAYS days with revised targets, so the merge's "latest batch wins" decides
+    real conflicts."""
     import polars as pl
 
     groups, days = shape_for(rows)
-    frame, source = simulated_frame(spec, groups, days, seed)
-    frame = frame.with_columns(_utc(frame, spec).alias("__utc"))
-    start = frame.get_column("__utc").min()
-    day = (pl.col("__utc") - pl.lit(start)).dt.total_hours() // 24
-    cut = [round(i * days / files) for i in range(files + 1)]
-    batches = []
-    for i in range(files):
-        lo = max(0, cut[i] - (OVERLAP_DAYS if i else 0))
-        part = frame.filter((day >= lo) & (day < cut[i + 1]))
-        if i:  # re-sent hours carry corrections: the merge must take this file's values
-            overlap = day < cut[i]
-            part = part.with_columns(_revise(pl.col(spec.target.column), overlap).alias(spec.target.column))
-        name = f"bench_{rows}_{i + 1:02d}_of_{files:02d}.csv"
-        batches.append((name, to_csv_bytes(part.drop("__utc"), spec)))
+    batches, source = simulated_batches(spec, groups, days, files, seed)
+    batches = with_resent_days(batches, spec)
+    encoded = [(name, to_csv_bytes(frame, spec, local_offsets)) for name, frame in batches]
+    stacked = pl.concat([frame.select(spec.key_columns) for _, frame in batches])
     meta = {
         "generator": source,
         "groups": groups,
         "days": days,
-        "series_rows": frame.select(pl.struct(spec.key_columns).n_unique()).item(),
-        "landed_rows": sum(data.count(b"\n") - 1 for _, data in batches),
-        "landed_mb": round(sum(len(data) for _, data in batches) / 2**20, 1),
-        "overlap_days": OVERLAP_DAYS,
+        "series_rows": stacked.unique().height,
+        "landed_rows": stacked.height,
+        "landed_mb": round(sum(len(data) for _, data in encoded) / 2**20, 1),
+        "resent_days_per_file": OVERLAP_DAYS,
+        "timestamps": "local time with UTC offset" if local_offsets else "UTC, ISO-8601 with +00:00 (as the simulator writes)",
     }
-    return batches, meta
+    return encoded, meta
 
 
-def _utc(frame: Any, spec: DatasetSpec) -> Any:
-    """The timestamp column as UTC datetimes, whether the frame holds text or datetimes."""
-    import polars as pl
-
-    col = pl.col(spec.timestamp)
-    dtype = frame.schema[spec.timestamp]
-    if dtype == pl.String:
-        return col.str.strip_chars().str.to_datetime(time_zone="UTC", strict=False, time_unit="us")
-    if dtype.time_zone is None:  # type: ignore[union-attr]
-        return col.dt.replace_time_zone(spec.timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
-    return col.dt.convert_time_zone("UTC")
-
-
-def _revise(target: Any, overlap: Any) -> Any:
-    """Corrected re-sent target values (+1 %), whether the target is text or numeric."""
-    import polars as pl
-
-    as_number = target.cast(pl.Float64, strict=False)
-    return pl.when(overlap & (as_number > 0)).then(as_number * 1.01).otherwise(as_number)
-
-
-def to_csv_bytes(frame: Any, spec: DatasetSpec) -> bytes:
-    """CSV bytes; datetimes written as ISO-8601 local time with the UTC offset."""
-    import polars as pl
-
-    local = pl.col(pl.Datetime).dt.convert_time_zone(spec.timezone).dt.strftime("%Y-%m-%dT%H:%M:%S%:z")
-    return frame.with_columns(local).write_csv().encode("utf-8")
-
-
-def simulated_frame(spec: DatasetSpec, groups: int, days: int, seed: int) -> tuple[Any, str]:
-    """The platform's simulator with defects on; a local generator if it is not available."""
+def simulated_batches(spec: DatasetSpec, groups: int, days: int, files: int, seed: int) -> tuple[list[tuple[str, Any]], str]:
+    """The platform's simulator (defects and late corrections on), cut into `files` batches;
+    the bench's own generator if the simulator cannot be imported."""
+    batch_days = math.ceil(days / files)
     try:
         from mlops_assets.core import simulate
     except Exception as exc:  # noqa: BLE001 - any import problem means: use the fallback
-        print(f"  mlops_assets.core.simulate unavailable ({exc!r}); using the bench's own generator", flush=True)
-        return fallback_frame(spec, groups, days, seed), "bench fallback generator"
+        print(f"   mlops_assets.core.simulate unavailable ({exc!r}); using the bench's own generator", flush=True)
+        frame = fallback_frame(spec, groups, days, seed)
+        return split_by_days(frame, spec, batch_days), "bench fallback generator"
     config = simulate.SimulationConfig(
-        start=getattr(simulate, "DEFAULT_START", dt.date(2022, 1, 1)),
-        days=days,
-        groups=groups,
-        seed=seed,
-        drift=0.0,
-        defects=True,
-        batch_days=days,
-        file_format="csv",
+        start=simulate.DEFAULT_START, days=days, groups=groups, seed=seed, drift=0.0, defects=True, batch_days=batch_days, file_format="csv"
     )
-    return simulate.simulate_frame(spec, config), "mlops_assets.core.simulate.simulate_frame (defects on)"
+    return simulate.simulate_batches(spec, config), "mlops_assets.core.simulate.simulate_batches (defects on)"
+
+
+def split_by_days(frame: Any, spec: DatasetSpec, batch_days: int) -> list[tuple[str, Any]]:
+    """Consecutive batches of `batch_days` days (fallback generator only)."""
+    import polars as pl
+
+    ts = pl.col(spec.timestamp)
+    day = (ts - ts.min()).dt.total_days() // batch_days
+    parts = frame.with_columns(day.alias("__part")).partition_by("__part", maintain_order=True, include_key=False)
+    return [(f"bench_{i + 1:02d}.csv", part) for i, part in enumerate(parts)]
+
+
+def with_resent_days(batches: list[tuple[str, Any]], spec: DatasetSpec) -> list[tuple[str, Any]]:
+    """Prefix each batch after the first with the previous batch's last OVERLAP_DAYS days,
+    targets revised by +1 %. The batch's own rows follow, so a correction the simulator
+    placed in the batch still wins within the file."""
+    import polars as pl
+
+    ts, y = pl.col(spec.timestamp), pl.col(spec.target.column)
+    out = [batches[0]]
+    for (_, previous), (name, frame) in zip(batches, batches[1:]):
+        cutoff = previous.get_column(spec.timestamp).max() - dt.timedelta(days=OVERLAP_DAYS)
+        resent = previous.filter(ts > cutoff).with_columns(pl.when(y > 0).then((y * 1.01).round(1)).otherwise(y).alias(spec.target.column))
+        out.append((name, pl.concat([resent, frame])))
+    return out
+
+
+def to_csv_bytes(frame: Any, spec: DatasetSpec, local_offsets: bool) -> bytes:
+    """CSV bytes with ISO-8601 timestamps: in UTC like the simulator writes them, or in the
+    spec's zone with mixed UTC offsets (--local-offsets)."""
+    import polars as pl
+
+    ts = pl.col(spec.timestamp)
+    if local_offsets:
+        ts = ts.dt.convert_time_zone(spec.timezone)
+    return frame.with_columns(ts.dt.strftime("%Y-%m-%dT%H:%M:%S%:z")).write_csv().encode("utf-8")
 
 
 def fallback_frame(spec: DatasetSpec, groups: int, days: int, seed: int) -> Any:
@@ -159,15 +155,15 @@ def fallback_frame(spec: DatasetSpec, groups: int, days: int, seed: int) -> Any:
     level = np.repeat(rng.uniform(500, 5000, groups), hours)
     daily, yearly = np.sin(2 * np.pi * (h % 24) / 24), np.sin(2 * np.pi * h / (24 * 365.25))
     load = level * (1 + 0.2 * daily + 0.1 * yearly) + rng.normal(0, 0.02, n) * level
-    start = np.datetime64("2022-01-01T00:00:00", "us")
-    data: dict[str, Any] = {spec.timestamp: start + h.astype("timedelta64[h]"), spec.target.column: load}
+    start = np.datetime64("2024-01-01T00:00:00", "us")
+    data: dict[str, Any] = {spec.timestamp: start + h.astype("timedelta64[h]"), spec.target.column: load.round(1)}
     if spec.group:
         data[spec.group] = np.repeat([f"R{i:03d}" for i in range(groups)], hours)
     for j, col in enumerate(spec.numeric_features):
         lo = col.min if col.min is not None else 0.0
         hi = col.max if col.max is not None else lo + 100
         wave = 0.5 + 0.3 * np.sin(2 * np.pi * h / (24 * 365.25) + j) + rng.normal(0, 0.05, n)
-        data[col.column] = np.clip(lo + (hi - lo) * wave, lo, hi)
+        data[col.column] = np.clip(lo + (hi - lo) * wave, lo, hi).round(1)
     frame = pl.DataFrame(data).with_columns(pl.col(spec.timestamp).dt.replace_time_zone("UTC"))
     y = spec.target.column
     u = rng.random(n)
@@ -180,7 +176,7 @@ def fallback_frame(spec: DatasetSpec, groups: int, days: int, seed: int) -> Any:
     )
     frame = frame.filter(pl.Series(rng.random(n) >= 0.005))  # missing hours
     resent = frame.sample(fraction=0.003, seed=seed).with_columns(pl.col(y) * 1.001)
-    return pl.concat([frame, resent]).select(spec.required_columns)
+    return pl.concat([frame, resent]).sort(spec.timestamp, maintain_order=True).select(spec.required_columns)
 
 
 # ============================================================================================
@@ -454,11 +450,11 @@ def check_equivalence(a: dict[str, Any], b: dict[str, Any], spec: DatasetSpec) -
     }
 
 
-def bench_size(spec: DatasetSpec, rows: int, files: int, repeats: int, budget_s: float, seed: int) -> dict[str, Any]:
+def bench_size(spec: DatasetSpec, rows: int, files: int, repeats: int, budget_s: float, seed: int, local_offsets: bool) -> dict[str, Any]:
     """Generate once, measure both implementations, check they agree."""
     print(f"== {rows:,} rows: generating {files} batch files", flush=True)
     t0 = time.perf_counter()
-    batches, meta = generate_landing(spec, rows, files, seed)
+    batches, meta = generate_landing(spec, rows, files, seed, local_offsets)
     print(f"   {meta['landed_rows']:,} landed rows, {meta['landed_mb']} MB CSV ({time.perf_counter() - t0:.1f} s)", flush=True)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench_landing_") as tmp:
@@ -555,6 +551,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="fresh-process runs per implementation (median)")
     parser.add_argument("--budget", type=float, default=100.0, help="seconds per implementation and size before repeats are cut")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--local-offsets", action="store_true", help="write timestamps in the spec's zone with mixed UTC offsets")
     parser.add_argument("--worker", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
     parser.add_argument("--input-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)
@@ -569,7 +566,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     spec = load_spec()
     began = time.perf_counter()
-    sizes = [bench_size(spec, rows, args.files, args.repeats, args.budget, args.seed) for rows in args.rows]
+    sizes = [bench_size(spec, rows, args.files, args.repeats, args.budget, args.seed, args.local_offsets) for rows in args.rows]
     report = {
         "benchmark": "landing CSV bytes -> train/validation/test splits",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

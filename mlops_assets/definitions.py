@@ -7,16 +7,18 @@ import dagster as dg
 
 from mlops_assets import settings
 from mlops_assets.defs.explainability.assets import shap_summary
-from mlops_assets.defs.fairness.assets import bias_report, bias_within_threshold, fair_model
+from mlops_assets.defs.fairness.assets import bias_report, fair_model
 from mlops_assets.defs.ingestion.assets import clean_load, raw_load
 from mlops_assets.defs.ingestion.sensors import new_data_sensor
-from mlops_assets.defs.jobs import ingestion_job, preparation_job, training_job
+from mlops_assets.defs.jobs import ingestion_job, manual_promotion_job, preparation_job, rollback_job, training_job
+from mlops_assets.defs.registry.assets import champion_model, model_evaluation, registered_model
 from mlops_assets.defs.preparation import checks as preparation_checks
 from mlops_assets.defs.preparation.assets import data_profile, features, load_history, splits
 from mlops_assets.defs.training.assets import candidate_model, hyperparameter_sensitivity, linear_model, lstm_model, xgboost_model
 from mlops_assets.resources.dataset import DatasetSpecResource
 from mlops_assets.resources.fairness import FairnessSettings
 from mlops_assets.resources.landing import LandingZone
+from mlops_assets.resources.promotion import PromotionSettings
 from mlops_assets.resources.tables import TableStorage
 from mlops_assets.resources.tracking import MlflowTracking
 from mlops_assets.resources.training import TrainingSettings
@@ -40,6 +42,7 @@ def local_resources() -> dict:
         ),
         "dataset": DatasetSpecResource(path=os.environ.get("MLOPS_DATASET_SPEC", "")),
         "training": TrainingSettings(profile=os.environ.get("MLOPS_PROFILE", "full"), config_path=os.environ.get("MLOPS_TRAINING_CONFIG", "")),
+        "promotion": PromotionSettings(),
         "fairness": FairnessSettings(rule=os.environ.get("MLOPS_BIAS_RULE", "normalized")),
         "mlflow_tracking": MlflowTracking(
             tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
@@ -72,7 +75,7 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
         assets=[
             raw_load, clean_load, load_history, features, splits, data_profile,
             xgboost_model, linear_model, lstm_model, candidate_model, hyperparameter_sensitivity,
-            bias_report, fair_model, shap_summary,
+            bias_report, fair_model, shap_summary, model_evaluation, registered_model, champion_model,
         ],
         asset_checks=[
             preparation_checks.history_matches_schema,
@@ -80,9 +83,8 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
             preparation_checks.feature_null_fraction,
             preparation_checks.split_is_time_ordered_check,
             preparation_checks.groups_in_every_split,
-            bias_within_threshold,
         ],
-        jobs=[ingestion_job, preparation_job, training_job],
+        jobs=[ingestion_job, preparation_job, training_job, rollback_job, manual_promotion_job],
         sensors=[
             new_data_sensor,
             preparation_automation_sensor,

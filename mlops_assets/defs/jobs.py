@@ -20,3 +20,17 @@ training_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("preparation", "training", "fairness", "explainability", "registry"),
     description="Retrain from the latest clean data: preparation, candidates, fairness, SHAP, registry and promotion.",
 )
+
+rollback_job = dg.define_asset_job(
+    "rollback_job",
+    selection=dg.AssetSelection.assets("champion_model"),
+    config={"ops": {"champion_model": {"config": {"action": "rollback", "reason": ""}}}},
+    description="Move `champion` back to the version that served before it (set a reason in the config).",
+)
+
+manual_promotion_job = dg.define_asset_job(
+    "manual_promotion_job",
+    selection=dg.AssetSelection.assets("champion_model"),
+    config={"ops": {"champion_model": {"config": {"action": "force_promote", "reason": "", "version": ""}}}},
+    description="The audited manual override: make a given version champion regardless of its checks.",
+)

@@ -64,5 +64,13 @@ class MlflowTracking(dg.ConfigurableResource):
         with mlflow.start_run(run_id=run_id) as run:
             yield run
 
+    def registry(self):
+        from mlops_assets.resources.registry import ModelRegistry
+
+        return ModelRegistry(self.client(), self.registered_model)
+
+    def model_version_url(self, version: str) -> str:
+        return f"{self.mlflow_ui_url}/#/models/{self.registered_model}/versions/{version}"
+
     def run_url(self, run_id: str) -> str:
         return f"{self.mlflow_ui_url}/#/experiments/{self.experiment_id()}/runs/{run_id}"

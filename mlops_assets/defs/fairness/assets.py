@@ -129,13 +129,3 @@ def _mitigate(context, candidate: dict, splits: dict, dataset, training, fairnes
             "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(summary["run_id"])),
         },
     )
-
-
-@dg.asset_check(asset="fair_model", blocking=True, description="The model headed for the registry passes the bias rule on the test set, with enough rows in every group.")
-def bias_within_threshold(fair_model: dict) -> dg.AssetCheckResult:
-    report = fair_model["mitigation"]["bias_after"]
-    return dg.AssetCheckResult(
-        passed=bool(report["passed"]),
-        description=_verdict(report),
-        metadata={"rule": report["rule"], "flagged_groups": dg.MetadataValue.json(report["flagged"]), "largest_abs_gap": float(report.get("largest_abs_gap", 0.0))},
-    )

@@ -1,0 +1,178 @@
+"""Registry: evaluation against the champion, the registered version with its blocking
+checks, and the `champion` alias with its promotion history."""
+
+import dagster as dg
+import polars as pl
+
+from mlops_assets.core.promotion import (
+    Verdict,
+    bias_verdict,
+    no_regression_vs_champion,
+    performance_threshold,
+    serving_verdict,
+    signature_and_schema,
+)
+from mlops_assets.defs.metadata import markdown_table
+from mlops_assets.resources.dataset import DatasetSpecResource
+from mlops_assets.resources.promotion import PromotionSettings
+from mlops_assets.resources.registry import CHALLENGER, CHAMPION
+from mlops_assets.resources.tracking import MlflowTracking
+
+BLOCKING_CHECKS = ("performance_threshold", "no_regression_vs_champion", "bias_within_threshold", "signature_and_schema", "serving_smoke_test")
+CHECK_DESCRIPTIONS = {
+    "performance_threshold": "Test MAPE and R2 within the value thresholds, on enough rows.",
+    "no_regression_vs_champion": "MAE no worse than the serving champion's by more than the margin (paired bootstrap on the same test rows).",
+    "bias_within_threshold": "No group beyond the bias rule; every group has enough test rows.",
+    "signature_and_schema": "The version's signature has exactly the inputs the dataset spec produces, and an output.",
+    "serving_smoke_test": "The version loads through pyfunc in a fresh process and predicts a sample.",
+}
+
+
+def trigger(context: dg.AssetExecutionContext) -> str:
+    tags = context.run.tags
+    for key, label in (("dagster/sensor_name", "sensor"), ("dagster/schedule_name", "schedule"), ("mlops/trigger", "")):
+        if key in tags:
+            return f"{label}:{tags[key]}" if label else tags[key]
+    return f"manual run {context.run_id[:8]}"
+
+
+@dg.asset(group_name="registry", kinds={"mlflow"}, ins={"fair_model": dg.AssetIn(), "test_set": dg.AssetIn()})
+def model_evaluation(context: dg.AssetExecutionContext, fair_model: dict, test_set: pl.DataFrame, dataset: DatasetSpecResource, mlflow_tracking: MlflowTracking, promotion: PromotionSettings):
+    """The model headed for the registry and the current champion (`@champion`, if any),
+    both loaded through pyfunc and scored on the same test rows; metrics overall and per
+    group, and a paired bootstrap interval on the difference of their absolute errors."""
+    import mlflow.pyfunc
+    import numpy as np
+
+    from mlops_assets.core.metrics import metrics_by_group, regression_metrics
+    from mlops_assets.core.models.data import to_split
+    from mlops_assets.core.promotion import paired_bootstrap
+
+    spec, policy = dataset.load(), promotion.policy()
+    split = to_split(test_set, spec)
+    registry = mlflow_tracking.registry()
+    new_pred = np.asarray(mlflow.pyfunc.load_model(fair_model["model_uri"]).predict(split.X), float)
+    result = {
+        "rows": len(split),
+        "challenger": {"model_uri": fair_model["model_uri"], "metrics": regression_metrics(split.y, new_pred), "by_group": metrics_by_group(split.y, new_pred, split.groups).to_dicts()},
+        "champion": None,
+        "paired_difference": None,
+    }
+    champion = registry.alias_version(CHAMPION)
+    if champion:
+        old_pred = np.asarray(mlflow.pyfunc.load_model(f"models:/{registry.name}@{CHAMPION}").predict(split.X), float)
+        result["champion"] = {"version": champion, "metrics": regression_metrics(split.y, old_pred), "by_group": metrics_by_group(split.y, old_pred, split.groups).to_dicts()}
+        result["paired_difference"] = paired_bootstrap(new_pred - split.y, old_pred - split.y, policy.bootstrap, policy.seed)
+    table = pl.DataFrame([{"model": name, **{k: v for k, v in part["metrics"].items()}} for name, part in (("challenger", result["challenger"]), ("champion", result["champion"])) if part])
+    metadata = {"comparison": markdown_table(table), "champion_version": champion or "none", "test_rows": len(split)}
+    if result["paired_difference"]:
+        diff, low, high = result["paired_difference"]
+        metadata.update(mae_difference=diff, mae_difference_ci_low=low, mae_difference_ci_high=high)
+    return dg.Output(result, metadata=metadata)
+
+
+@dg.asset(
+    group_name="registry",
+    kinds={"mlflow"},
+    ins={"fair_model": dg.AssetIn(), "model_evaluation": dg.AssetIn(), "test_set": dg.AssetIn()},
+    check_specs=[dg.AssetCheckSpec(name, asset="registered_model", blocking=True, description=CHECK_DESCRIPTIONS[name]) for name in BLOCKING_CHECKS],
+)
+def registered_model(context: dg.AssetExecutionContext, fair_model: dict, model_evaluation: dict, test_set: pl.DataFrame, dataset: DatasetSpecResource, mlflow_tracking: MlflowTracking, promotion: PromotionSettings):
+    """A new version of the registered model with alias `challenger`, tagged with data and code
+    versions, the Dagster run and its metrics. Its blocking checks decide whether it may
+    become champion; each verdict is written on the version and in the promotion history."""
+    registry = mlflow_tracking.registry()
+    metrics = model_evaluation["challenger"]["metrics"]
+    version = registry.register(
+        fair_model["model_uri"], fair_model["run_id"],
+        tags={
+            **{f"data_version.{k}": v for k, v in fair_model["data_versions"].items()},
+            "dagster.run_id": context.run_id, "model_kind": fair_model["kind"], "code_version": _code_version(),
+            **{f"test_{k}": f"{v:.6g}" for k, v in metrics.items() if isinstance(v, float)},
+            "mitigation": fair_model.get("mitigation", {}).get("scheme", "none"),
+        },
+    )
+    registry.set_alias(CHALLENGER, version)
+    verdicts = _verdicts(fair_model, model_evaluation, test_set, registry.model_uri(version), dataset, mlflow_tracking, promotion)
+    registry.tag_version(version, {f"check.{v.check}": v.short() for v in verdicts})
+    passed = all(v.passed for v in verdicts)
+    champion = registry.alias_version(CHAMPION)
+    failed = [v for v in verdicts if not v.passed]
+    registry.record(
+        "approve" if passed else "refuse", version, champion, trigger(context),
+        "all blocking checks passed" if passed else "; ".join(f"{v.check}: {v.reason}" for v in failed),
+        [v.to_dict() for v in verdicts],
+    )
+    yield dg.Output(
+        {"version": version, "model_uri": registry.model_uri(version), "run_id": fair_model["run_id"], "kind": fair_model["kind"], "verdicts": [v.to_dict() for v in verdicts], "passed": passed},
+        metadata={
+            "version": version,
+            "decision": "approved for promotion" if passed else "REFUSED: " + ", ".join(v.check for v in failed),
+            "verdicts": markdown_table(pl.DataFrame([{"check": v.check, "verdict": "pass" if v.passed else "FAIL", "reason": v.reason} for v in verdicts])),
+            "mlflow_model_version": dg.MetadataValue.url(mlflow_tracking.model_version_url(version)),
+        },
+    )
+    for v in verdicts:
+        yield dg.AssetCheckResult(check_name=v.check, passed=v.passed, description=v.reason, metadata={"model_version": version})
+
+
+def _code_version() -> str:
+    from mlops_assets.core.provenance import code_version
+
+    return code_version()
+
+
+def _verdicts(fair_model, evaluation, test_set, version_uri, dataset, mlflow_tracking, promotion) -> list[Verdict]:
+    from mlflow.models import get_model_info
+
+    from mlops_assets.core.models.data import input_columns, to_split
+    from mlops_assets.serving import smoke_test
+
+    spec, policy = dataset.load(), promotion.policy()
+    signature = get_model_info(version_uri).signature
+    sample = to_split(test_set.head(promotion.smoke_rows), spec).X
+    return [
+        performance_threshold(evaluation["challenger"]["metrics"], policy),
+        no_regression_vs_champion(evaluation, policy),
+        bias_verdict(fair_model.get("mitigation", {}).get("bias_after", {"passed": False, "reasons": ["no bias report recorded"]})),
+        signature_and_schema(signature.inputs.input_names() if signature else None, bool(signature and signature.outputs), input_columns(spec)),
+        serving_verdict(smoke_test(version_uri, mlflow_tracking.tracking_uri, sample), len(sample)),
+    ]
+
+
+class ChampionConfig(dg.Config):
+    """`promote` (default): move `champion` to the registered version if every blocking check
+    passed. `rollback`: back to the version that served before the current champion.
+    `force_promote`: the audited manual override of the checks."""
+
+    action: str = "promote"
+    reason: str = ""
+    version: str = ""
+
+
+@dg.asset(group_name="registry", kinds={"mlflow"}, ins={"registered_model": dg.AssetIn()})
+def champion_model(context: dg.AssetExecutionContext, config: ChampionConfig, registered_model: dict, mlflow_tracking: MlflowTracking):
+    """Alias `champion`, moved only to a version whose blocking checks all passed (or by an
+    audited override or rollback); the value is the whole promotion history."""
+    from mlops_assets.registry_actions import force_promote, promote, rollback
+
+    registry = mlflow_tracking.registry()
+    who = trigger(context)
+    if config.action == "promote":
+        entry = promote(registry, registered_model["version"], who)
+    elif config.action == "rollback":
+        entry = rollback(registry, config.reason, who)
+    elif config.action == "force_promote":
+        entry = force_promote(registry, config.version, config.reason, who)
+    else:
+        raise dg.Failure(f"unknown action {config.action!r}: promote, rollback or force_promote")
+    history = pl.DataFrame([{**e, "verdicts": str(e.get("verdicts", {}))} for e in registry.history()])
+    return dg.Output(
+        history,
+        metadata={
+            "champion_version": registry.alias_version(CHAMPION) or "none",
+            "action": f"{entry['action']} v{entry['version']} (previous {entry['previous_champion']})",
+            "reason": entry["reason"],
+            "history": markdown_table(history.select("at", "action", "version", "previous_champion", "trigger", "reason").reverse(), 20),
+        },
+    )

@@ -1,0 +1,80 @@
+"""The MLflow model registry as this platform uses it: aliases `champion` and `challenger`,
+verdict tags on each version, and a promotion history kept as registered-model tags
+(`history.000001`, ...), so the CLI, the assets and the server all read one source."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+HISTORY_PREFIX = "history."
+MAX_TAG_CHARS = 4800
+
+
+class ModelRegistry:
+    def __init__(self, client, name: str):
+        self.client = client
+        self.name = name
+
+    def ensure_model(self) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(self.name)
+        except MlflowException:
+            self.client.create_registered_model(self.name, description="Hourly load forecaster promoted by mlops_assets.")
+
+    def register(self, model_uri: str, run_id: str, tags: dict[str, str]) -> str:
+        self.ensure_model()
+        version = self.client.create_model_version(self.name, model_uri, run_id=run_id, tags={k: str(v)[:MAX_TAG_CHARS] for k, v in tags.items()})
+        return str(version.version)
+
+    def alias_version(self, alias: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_model_version_by_alias(self.name, alias).version)
+        except MlflowException:
+            return None
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(self.name, alias, version)
+
+    def tag_version(self, version: str, tags: dict[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.name, version, key, str(value)[:MAX_TAG_CHARS])
+
+    def version_tags(self, version: str) -> dict[str, str]:
+        return dict(self.client.get_model_version(self.name, version).tags)
+
+    def model_uri(self, version: str) -> str:
+        return f"models:/{self.name}/{version}"
+
+    def history(self) -> list[dict[str, Any]]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            tags = self.client.get_registered_model(self.name).tags
+        except MlflowException:
+            return []
+        return [json.loads(tags[k]) for k in sorted(k for k in tags if k.startswith(HISTORY_PREFIX))]
+
+    def record(self, action: str, version: str | None, previous: str | None, trigger: str, reason: str, verdicts: list[dict] | None = None) -> dict[str, Any]:
+        """Append one entry to the promotion history (and tag the version with it)."""
+        self.ensure_model()
+        entry = {
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "action": action,
+            "version": version,
+            "previous_champion": previous,
+            "trigger": trigger,
+            "reason": reason[:1500],
+            "verdicts": {v["check"]: ("pass" if v["passed"] else "FAIL") for v in verdicts or []},
+        }
+        number = len(self.history()) + 1
+        self.client.set_registered_model_tag(self.name, f"{HISTORY_PREFIX}{number:06d}", json.dumps(entry)[:MAX_TAG_CHARS])
+        if version:
+            self.tag_version(version, {f"promotion.{number:06d}": f"{action} by {trigger}: {reason}"})
+        return entry
