@@ -51,6 +51,8 @@ OVERLAP_DAYS = 3
 SAMPLE_ROWS = 500
 LAG_TOLERANCE = 1e-6
 SUM_TOLERANCE = 1e-9
+QUIET_BUSY_CORES = 0.3  # other processes' CPU use below which a run starts at once
+QUIET_WAIT_S = 10.0  # longest wait for a quiet machine before a run
 GOAL_SPEEDUP = 3.0
 GOAL_PEAK_MB_AT_1M = 1024.0
 
@@ -338,12 +340,34 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (all threads), s."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def read_landing(input_dir: Path) -> list[tuple[str, bytes]]:
     """The batch files, in landing (name) order, as (name, bytes)."""
     return [(p.name, p.read_bytes()) for p in sorted(input_dir.glob("*.csv"))]
 
 
-def worker(impl: str, input_dir: Path, result_file: Path, summary: bool) -> None:
+def profiled(run: Callable[..., dict[str, Any]], profile_file: Path) -> Callable[..., dict[str, Any]]:
+    """`run` under pyinstrument; the call tree is written as text to `profile_file`."""
+    from pyinstrument import Profiler
+
+    def wrapper(*args: Any) -> dict[str, Any]:
+        profiler = Profiler(interval=0.001)
+        profiler.start()
+        try:
+            return run(*args)
+        finally:
+            profiler.stop()
+            profile_file.write_text(profiler.output_text(unicode=True, color=False, show_all=False))
+
+    return wrapper
+
+
+def worker(impl: str, input_dir: Path, result_file: Path, summary: bool, profile_file: Path | None = None) -> None:
     """Import, load the bytes, take the baseline, run once, record time and memory."""
     spec = load_spec()
     if impl == "polars":
@@ -354,18 +378,23 @@ def worker(impl: str, input_dir: Path, result_file: Path, summary: bool) -> None
         import pandas  # noqa: F401
         import bench.pandas_reference  # noqa: F401
         run = run_pandas
+    if profile_file is not None:
+        run = profiled(run, profile_file)
     files = read_landing(input_dir)
     gc.collect()
     baseline = rss_mb()
     reset = reset_peak_rss()
     timings: dict[str, float] = {}
+    cpu_before = cpu_seconds()
     start = time.perf_counter()
     out = run(files, spec, timings)
     wall = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu_before
     peak = max(peak_rss_mb(), baseline)
     result = {
         "impl": impl,
         "wall_s": wall,
+        "cpu_s": cpu,
         "stages_s": timings,
         "baseline_rss_mb": baseline,
         "peak_rss_mb": peak,
@@ -381,13 +410,40 @@ def worker(impl: str, input_dir: Path, result_file: Path, summary: bool) -> None
 # parent: repetitions, equivalence, output
 
 
-def run_worker(impl: str, input_dir: Path, summary: bool) -> dict[str, Any]:
-    """One measured run of `impl` in a fresh interpreter."""
+def busy_cores(interval: float = 0.5) -> float:
+    """CPU cores kept busy by other processes right now (from /proc/stat over `interval`)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields) - idle, sum(fields)
+
+    busy0, total0 = sample()
+    time.sleep(interval)
+    busy1, total1 = sample()
+    return (os.cpu_count() or 1) * (busy1 - busy0) / max(total1 - total0, 1)
+
+
+def wait_for_quiet(max_wait_s: float, threshold: float = QUIET_BUSY_CORES) -> float:
+    """Wait (at most `max_wait_s`) until other processes use fewer than `threshold` cores;
+    return the last reading, which is stored with the run."""
+    deadline = time.perf_counter() + max_wait_s
+    busy = busy_cores()
+    while busy >= threshold and time.perf_counter() < deadline:
+        time.sleep(1.0)
+        busy = busy_cores()
+    return busy
+
+
+def run_worker(impl: str, input_dir: Path, summary: bool, profile_file: Path | None = None) -> dict[str, Any]:
+    """One measured run of `impl` in a fresh interpreter (optionally under pyinstrument)."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         result_file = Path(fh.name)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--input-dir", str(input_dir), "--result-file", str(result_file)]
     if summary:
         cmd.append("--summary")
+    if profile_file is not None:
+        cmd += ["--profile-file", str(profile_file)]
     try:
         subprocess.run(cmd, check=True, cwd=ROOT)
         return json.loads(result_file.read_text())
@@ -395,26 +451,42 @@ def run_worker(impl: str, input_dir: Path, summary: bool) -> dict[str, Any]:
         result_file.unlink(missing_ok=True)
 
 
-def measure(impl: str, input_dir: Path, repeats: int, budget_s: float) -> dict[str, Any]:
-    """Up to `repeats` fresh-process runs (fewer if the next one would exceed `budget_s`);
-    median wall time, median stage times, and the largest peak of all runs."""
-    runs: list[dict[str, Any]] = []
+def measure(input_dir: Path, repeats: int, budget_s: float) -> dict[str, dict[str, Any]]:
+    """Up to `repeats` rounds of one fresh-process run per implementation, interleaved so a
+    change in background load hits both; a round is skipped when it would exceed `budget_s`."""
+    runs: dict[str, list[dict[str, Any]]] = {impl: [] for impl in IMPLEMENTATIONS}
     began = time.perf_counter()
-    while len(runs) < repeats:
-        runs.append(run_worker(impl, input_dir, summary=not runs))
-        print(f"    {impl:<6} run {len(runs)}: {runs[-1]['wall_s']:.2f} s, +{runs[-1]['peak_mb_increase']:.0f} MB", flush=True)
-        if time.perf_counter() - began + runs[-1]["wall_s"] + 2 > budget_s:
+    for round_no in range(1, repeats + 1):
+        last_round = sum(r[-1]["wall_s"] + 3 for r in runs.values()) if round_no > 1 else 0.0
+        if round_no > 1 and time.perf_counter() - began + last_round > budget_s:
+            print(f"    stopping after {round_no - 1} run(s) per implementation: the budget of {budget_s:.0f} s is used", flush=True)
             break
+        for impl in IMPLEMENTATIONS:
+            busy = wait_for_quiet(QUIET_WAIT_S)
+            run = run_worker(impl, input_dir, summary=round_no == 1) | {"background_busy_cores": busy}
+            runs[impl].append(run)
+            print(
+                f"    {impl:<6} run {round_no}: {run['wall_s']:.2f} s wall, {run['cpu_s']:.2f} s CPU, "
+                f"+{run['peak_mb_increase']:.0f} MB (background load {busy:.2f} cores)",
+                flush=True,
+            )
+    return {impl: aggregate(impl_runs) for impl, impl_runs in runs.items()}
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median wall, CPU and stage times; the largest peak of all runs."""
     stages = runs[0]["stages_s"].keys()
     return {
         "wall_s": round(statistics.median(r["wall_s"] for r in runs), 3),
         "wall_s_runs": [round(r["wall_s"], 3) for r in runs],
+        "cpu_s": round(statistics.median(r["cpu_s"] for r in runs), 3),
         "repeats": len(runs),
         "stages_s": {s: round(statistics.median(r["stages_s"][s] for r in runs), 3) for s in stages},
         "peak_mb_increase": round(max(r["peak_mb_increase"] for r in runs), 1),
         "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
         "baseline_rss_mb": round(statistics.median(r["baseline_rss_mb"] for r in runs), 1),
         "peak_method": runs[0]["peak_method"],
+        "background_busy_cores_runs": [round(r["background_busy_cores"], 2) for r in runs],
         "summary": runs[0]["summary"],
     }
 
@@ -450,19 +522,24 @@ def check_equivalence(a: dict[str, Any], b: dict[str, Any], spec: DatasetSpec) -
     }
 
 
-def bench_size(spec: DatasetSpec, rows: int, files: int, repeats: int, budget_s: float, seed: int, local_offsets: bool) -> dict[str, Any]:
+def bench_size(
+    spec: DatasetSpec, rows: int, files: int, repeats: int, budget_s: float, seed: int, local_offsets: bool,
+    profile: tuple[str, ...] = (), profile_dir: Path = DEFAULT_OUT.parent,
+) -> dict[str, Any]:
     """Generate once, measure both implementations, check they agree."""
     print(f"== {rows:,} rows: generating {files} batch files", flush=True)
     t0 = time.perf_counter()
     batches, meta = generate_landing(spec, rows, files, seed, local_offsets)
     print(f"   {meta['landed_rows']:,} landed rows, {meta['landed_mb']} MB CSV ({time.perf_counter() - t0:.1f} s)", flush=True)
-    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench_landing_") as tmp:
         for name, data in batches:
             (Path(tmp) / name).write_bytes(data)
         del batches
-        for impl in IMPLEMENTATIONS:
-            results[impl] = measure(impl, Path(tmp), repeats, budget_s)
+        results = measure(Path(tmp), repeats, budget_s)
+        for impl in profile:
+            target = profile_dir / f"profile_{impl}_{rows}.txt"
+            run_worker(impl, Path(tmp), summary=False, profile_file=target)
+            print(f"   pyinstrument profile of {impl} (not timed) -> {target}", flush=True)
     equivalence = check_equivalence(results["polars"].pop("summary"), results["pandas"].pop("summary"), spec)
     print(f"   equivalence checks passed: split rows {equivalence['split_rows']}", flush=True)
     return {
@@ -472,6 +549,7 @@ def bench_size(spec: DatasetSpec, rows: int, files: int, repeats: int, budget_s:
         "polars": results["polars"],
         "pandas": results["pandas"],
         "speedup": round(results["pandas"]["wall_s"] / results["polars"]["wall_s"], 2),
+        "cpu_time_ratio": round(results["pandas"]["cpu_s"] / results["polars"]["cpu_s"], 2),
         "memory_ratio_pandas_over_polars": round(results["pandas"]["peak_mb_increase"] / max(results["polars"]["peak_mb_increase"], 1e-9), 2),
         "equivalence": equivalence,
     }
@@ -513,31 +591,38 @@ def goals(sizes: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    """A small table for the README."""
-    m = report["machine"]
+    """A small Markdown section for the README: results, goals, and where the time goes."""
+    m, g = report["machine"], report["goals"]
     lines = [
-        f"Landing CSV bytes → splits (parse, clean, validate, merge, features, split); "
-        f"median of up to {report['repeats_requested']} fresh-process runs; {m['cpu_count']} CPUs ({m['cpu_model']}), "
-        f"Python {m['python']}, polars {m['polars']}, pandas {m['pandas']}; {report['date'][:10]}.",
+        "Landing CSV bytes → train/validation/test (parse, clean, validate, merge, features, split), "
+        f"median of {report['repeats_requested']} fresh-process runs per implementation; {m['cpu_count']} CPUs "
+        f"({m['cpu_model']}), Python {m['python']}, polars {m['polars']}, pandas {m['pandas']}; {report['date'][:10]}.",
         "",
-        "| rows | files | polars (s) | pandas (s) | speedup | polars peak (MB, +/abs) | pandas peak (MB, +/abs) |",
+        "| rows | files | polars (s) | pandas (s) | speedup | polars peak MB (+ / abs) | pandas peak MB (+ / abs) |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for s in report["sizes"]:
-        p, q = s["polars"], s["pandas"]
-        runs = "" if p["repeats"] == q["repeats"] == report["repeats_requested"] else f" ({p['repeats']}/{q['repeats']} runs)"
+    for size in report["sizes"]:
+        p, q = size["polars"], size["pandas"]
+        runs = "" if p["repeats"] == q["repeats"] == report["repeats_requested"] else f" ({p['repeats']} runs)"
         lines.append(
-            f"| {s['rows']:,} | {s['files']} | {p['wall_s']:.2f} | {q['wall_s']:.2f}{runs} | {s['speedup']:.1f}× "
+            f"| {size['rows']:,} | {size['files']} | {p['wall_s']:.2f}{runs} | {q['wall_s']:.2f}{runs} | {size['speedup']:.1f}× "
             f"| +{p['peak_mb_increase']:.0f} / {p['peak_rss_mb']:.0f} | +{q['peak_mb_increase']:.0f} / {q['peak_rss_mb']:.0f} |"
         )
-    g = report["goals"]
+    largest = max(report["sizes"], key=lambda size: size["rows"])
+    stages = largest["polars"]["stages_s"]
     lines += [
         "",
-        f"Goals: ≥ {g['speedup_at_least']:.0f}× faster than pandas — {'met' if g['speedup_met'] else 'NOT met'}; "
-        f"≤ 1 GB peak at 1M rows — "
-        + ("not measured" if g["peak_met"] is None else ("met" if g["peak_met"] else "NOT met"))
-        + ". Peak = increase over the RSS after imports and loading the input bytes / absolute peak RSS. "
-        "Both implementations produce the same split row counts, lag values and column sums (checked).",
+        f"Where the time goes at {largest['rows']:,} rows (median s per stage):",
+        "",
+        "| stage | " + " | ".join(stages) + " |",
+        "|---|" + "---:|" * len(stages),
+        *(f"| {impl} | " + " | ".join(f"{largest[impl]['stages_s'][st]:.2f}" for st in stages) + " |" for impl in IMPLEMENTATIONS),
+        "",
+        f"Goals: ≥ {g['speedup_at_least']:.0f}× faster than pandas: {'met' if g['speedup_met'] else '**not met**'}; "
+        "≤ 1 GB peak at 1M rows: "
+        + ("not measured" if g["peak_met"] is None else ("met" if g["peak_met"] else "**not met**") + " (absolute peak RSS)")
+        + ". Peak + = increase over the process's RSS after imports and after loading the input bytes; abs = peak RSS. "
+        "Both implementations give the same split row counts, cleaning/merge/feature counts, lag values and column sums (checked on every run of the script).",
         "",
     ]
     return "\n".join(lines)
@@ -549,10 +634,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result file (the .md is written next to it)")
     parser.add_argument("--files", type=int, default=4, help="batch files per size")
     parser.add_argument("--repeats", type=int, default=3, help="fresh-process runs per implementation (median)")
-    parser.add_argument("--budget", type=float, default=100.0, help="seconds per implementation and size before repeats are cut")
+    parser.add_argument("--budget", type=float, default=150.0, help="seconds per size (both implementations) before repeats are cut")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--local-offsets", action="store_true", help="write timestamps in the spec's zone with mixed UTC offsets")
+    parser.add_argument("--profile", choices=[*IMPLEMENTATIONS, "both"], help="also write a pyinstrument profile per size (extra, untimed run)")
     parser.add_argument("--worker", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
+    parser.add_argument("--profile-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--input-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--summary", action="store_true", help=argparse.SUPPRESS)
@@ -562,11 +649,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.worker:
-        worker(args.worker, args.input_dir, args.result_file, args.summary)
+        worker(args.worker, args.input_dir, args.result_file, args.summary, args.profile_file)
         return
     spec = load_spec()
     began = time.perf_counter()
-    sizes = [bench_size(spec, rows, args.files, args.repeats, args.budget, args.seed, args.local_offsets) for rows in args.rows]
+    profile = tuple(IMPLEMENTATIONS if args.profile == "both" else [args.profile] if args.profile else [])
+    sizes = [
+        bench_size(spec, rows, args.files, args.repeats, args.budget, args.seed, args.local_offsets, profile, args.out.parent)
+        for rows in args.rows
+    ]
     report = {
         "benchmark": "landing CSV bytes -> train/validation/test splits",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

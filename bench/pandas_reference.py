@@ -175,12 +175,13 @@ def _cast_keys_and_categories(frame: Frame, spec: DatasetSpec, file: str) -> Non
 
 
 def _cast_numeric(frame: Frame, spec: DatasetSpec, file: str) -> None:
-    """Text -> float64 with `pd.to_numeric(errors="coerce")`; a value that was present but
-    became NaN is a failed cast and rejects the batch."""
+    """Text -> float64 with `pd.to_numeric(errors="coerce")` (which ignores surrounding
+    whitespace, so no separate strip); a value that was present but became NaN is a failed
+    cast and rejects the batch."""
     failed, non_finite = [], []
     for col in spec.value_columns:
         raw = frame[col.column]
-        typed = pd.to_numeric(raw.str.strip(), errors="coerce").astype("float64")
+        typed = pd.to_numeric(raw, errors="coerce").astype("float64")
         if (raw.notna() & typed.isna()).any():
             failed.append(col.column)
         if np.isinf(typed.to_numpy()).any():

@@ -89,5 +89,49 @@ def status() -> None:
     print_status(click.echo)
 
 
+@main.command()
+@click.option("--reason", required=True, help="Why; recorded in the promotion history.")
+def rollback(reason: str) -> None:
+    """Move `champion` back to the version that served before the current one."""
+    from mlops_assets.runner import change_champion
+
+    sys.exit(change_champion("rollback_job", {"action": "rollback", "reason": reason}, click.echo))
+
+
+@main.command()
+@click.option("--version", "version", required=True, help="Model version to make champion.")
+@click.option("--force", is_flag=True, help="Required: this overrides the blocking checks.")
+@click.option("--reason", required=True, help="Why; recorded in the promotion history.")
+def promote(version: str, force: bool, reason: str) -> None:
+    """The audited manual override: make VERSION champion whatever its checks said."""
+    if not force:
+        raise click.UsageError("promotion outside the gates needs --force (checked promotions happen in training_job)")
+    from mlops_assets.runner import change_champion
+
+    sys.exit(change_champion("manual_promotion_job", {"action": "force_promote", "reason": reason, "version": version}, click.echo))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Bind address (loopback by default).")
+@click.option("--port", default=5001, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Serve `models:/<name>@champion` with `mlflow models serve`."""
+    import os
+
+    from mlops_assets.definitions import build_resources
+    from mlops_assets.serving import serve_command
+
+    tracking = build_resources()["mlflow_tracking"]
+    # mlflow starts uvicorn by name: the virtualenv's bin must be on PATH.
+    bin_dir = os.path.dirname(sys.executable)
+    env = {
+        **os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri, "MLFLOW_REGISTRY_URI": tracking.tracking_uri,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    command = serve_command(f"models:/{tracking.registered_model}@champion", host, port)
+    click.echo(" ".join(command))
+    os.execvpe(command[0], command, env)
+
+
 if __name__ == "__main__":
     main()

@@ -56,3 +56,20 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
         if event.is_step_failure and event.step_failure_data.error:
             return event.step_failure_data.error.message.strip().splitlines()[0]
     return "failed"
+
+
+def change_champion(job: str, config: dict, echo) -> int:
+    """Run `rollback_job` / `manual_promotion_job` in-process, so the move is a Dagster run too."""
+    from mlops_assets.definitions import build_definitions
+
+    instance = local_instance()
+    defs = build_definitions()
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance, raise_on_error=False, run_config={"ops": {"champion_model": {"config": config}}}, tags={"mlops/trigger": "cli"}
+    )
+    if result.success:
+        meta = result.get_asset_materialization_events()[0].materialization.metadata
+        echo(f"{meta['action'].value}; champion is now v{meta['champion_version'].value}")
+        return 0
+    echo(f"not changed: {_failure_message(result)}")
+    return 1

@@ -29,6 +29,7 @@ def print_status(echo: Callable[[str], None]) -> None:
     echo(f"batches      {len(batches)} received, {len(quarantined)} quarantined")
     for record in quarantined:
         echo(f"  quarantined {record['batch']}: {record['reason']['summary'][:200]}")
+    _print_registry(echo)
     event = instance.get_latest_materialization_event(dg.AssetKey("load_history"))
     if event is None:
         echo("load_history not materialized yet: run `mlops-assets demo` or land files with the UI running")
@@ -38,3 +39,14 @@ def print_status(echo: Callable[[str], None]) -> None:
         f"load_history {meta['dagster/row_count'].value:,} rows up to {meta['last_timestamp'].value}, "
         f"data version {meta['data_version'].value}"
     )
+
+
+def _print_registry(echo: Callable[[str], None]) -> None:
+    from mlops_assets.definitions import build_resources
+    from mlops_assets.resources.registry import CHALLENGER, CHAMPION
+
+    registry = build_resources()["mlflow_tracking"].registry()
+    history = registry.history()
+    echo(f"champion     {registry.alias_version(CHAMPION) or 'none'} (model {registry.name}); challenger {registry.alias_version(CHALLENGER) or 'none'}")
+    for entry in history[-5:]:
+        echo(f"  {entry['at']} {entry['action']:<13} v{entry['version']} (was v{entry['previous_champion']}) by {entry['trigger']}: {entry['reason'][:120]}")

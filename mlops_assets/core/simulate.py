@@ -49,6 +49,7 @@ DUPLICATE_RATE = 0.003
 SPIKE_RATE = 0.0005
 NEGATIVE_RATE = 0.0005
 
+Arrays = dict[str, np.ndarray]
 _FADE_HOURS = 168
 _H = "__sim_hour"
 _G = "__sim_group"
@@ -245,7 +246,8 @@ def _latents(seed: int, groups: int, phis: np.ndarray, h0: int, h1: int) -> np.n
             a = max(lo, fade_from)
             theta = (np.arange(a, hi) - fade_from + 1) / (_FADE_HOURS + 1) * (np.pi / 2)
             nxt = year_latents(year + 1)[a - fade_from : hi - fade_from]
-            out[a - h0 : hi - h0] = np.cos(theta)[:, None, None] * out[a - h0 : hi - h0] + np.sin(theta)[:, None, None] * nxt
+            cos, sin = np.cos(theta)[:, None, None], np.sin(theta)[:, None, None]
+            out[a - h0 : hi - h0] = cos * out[a - h0 : hi - h0] + sin * nxt
     return out
 
 
@@ -261,7 +263,7 @@ def _uniforms(seed: int, groups: int, streams: int, h0: int, h1: int) -> np.ndar
     return out
 
 
-def _group_params(seed: int, groups: int, scale_range: tuple[float, float]) -> dict[str, np.ndarray]:
+def _group_params(seed: int, groups: int, scale_range: tuple[float, float]) -> Arrays:
     """Per-group constants: size, temperature sensitivity, climate."""
     u = np.array([np.random.default_rng([seed, g]).random(10) for g in range(groups)]).T
     lo, hi = scale_range
@@ -290,7 +292,7 @@ def _scale_range(spec: DatasetSpec) -> tuple[float, float]:
 # ---------------------------------------------------------------- the clean truth
 
 
-def _calendar(spec: DatasetSpec, h0: int, h1: int) -> dict[str, np.ndarray]:
+def _calendar(spec: DatasetSpec, h0: int, h1: int) -> Arrays:
     """Local hour, weekday, day of year and holiday flag per hour, as (hours, 1) columns."""
     utc = pl.Series(np.arange(h0, h1, dtype=np.int64) * 3600)
     local = pl.from_epoch(utc, time_unit="s").dt.replace_time_zone("UTC").dt.convert_time_zone(spec.timezone)
@@ -306,7 +308,7 @@ def _calendar(spec: DatasetSpec, h0: int, h1: int) -> dict[str, np.ndarray]:
     return {k: v.astype(float)[:, None] for k, v in cal.items()}
 
 
-def _weather(z: np.ndarray, cal: dict[str, np.ndarray], p: dict[str, np.ndarray], drift: float) -> dict[str, np.ndarray]:
+def _weather(z: np.ndarray, cal: Arrays, p: Arrays, drift: float) -> Arrays:
     """Temperature, humidity, wind, cloud cover and precipitation, each (hours, groups)."""
     season = np.cos(2 * np.pi * (cal["doy"] - 20) / 365.25)
     diurnal = np.cos(2 * np.pi * (cal["hour"] - 15) / 24)
@@ -315,7 +317,7 @@ def _weather(z: np.ndarray, cal: dict[str, np.ndarray], p: dict[str, np.ndarray]
     # Clear skies widen the day-night swing.
     weather_part = p["diurnal_amp"] * (1 - 0.4 * cloud / 100) * diurnal + 2.8 * z[..., _TEMP]
     temperature = climate + weather_part + drift
-    humid_logit = p["humid_logit"] + 0.55 * z[..., _HUMID] + 0.012 * (cloud - 50) - 0.09 * weather_part
+    humid_logit = p["humid_logit"] + 0.45 * z[..., _HUMID] + 0.01 * (cloud - 50) - 0.13 * weather_part
     wind = p["wind_scale"] * np.hypot(z[..., _WIND_U], z[..., _WIND_V]) / np.sqrt(np.pi / 2) * (1 + 0.2 * diurnal)
     wet = 0.75 * z[..., _CLOUD] + 0.66 * z[..., _RAIN]
     return {
@@ -337,7 +339,7 @@ def _daily_profile(hour: np.ndarray) -> np.ndarray:
     return 0.72 + 0.16 * bump(8, 2) + 0.28 * bump(18.5, 2.5) + 0.12 * bump(13, 3.5)
 
 
-def _load(z: np.ndarray, cal: dict[str, np.ndarray], p: dict[str, np.ndarray], temperature: np.ndarray, drift: float) -> np.ndarray:
+def _load(z: np.ndarray, cal: Arrays, p: Arrays, temperature: np.ndarray, drift: float) -> np.ndarray:
     """Load per (hour, group): size x daily x weekly x holiday x heating/cooling x noise."""
     weekly = np.select([cal["weekday"] == 6, cal["weekday"] == 7], [0.9, 0.85], 1.0)
     weekly = np.where(cal["holiday"] > 0, np.minimum(weekly, 0.86), weekly)
@@ -360,10 +362,17 @@ def _generic(z: np.ndarray, col: ColumnSpec) -> np.ndarray:
     return centre + spread * z
 
 
-_KNOWN = (("humid", "humidity", 1), ("wind", "wind", 1), ("cloud", "cloud", 0), ("precip", "precipitation", 1), ("rain", "precipitation", 1))
+# (word in the column name, generator, decimals) for features after the first.
+_KNOWN = (
+    ("humid", "humidity", 1),
+    ("wind", "wind", 1),
+    ("cloud", "cloud", 0),
+    ("precip", "precipitation", 1),
+    ("rain", "precipitation", 1),
+)
 
 
-def _feature_values(spec: DatasetSpec, z: np.ndarray, weather: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _feature_values(spec: DatasetSpec, z: np.ndarray, weather: Arrays) -> Arrays:
     """Values per numeric feature: the first is temperature, known names map to their
     generator, others get their own AR(1) stream; rounded and kept within the spec's range."""
     out = {}

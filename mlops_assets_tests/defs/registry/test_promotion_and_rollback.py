@@ -1,0 +1,150 @@
+"""Promotion gates, the champion alias, forced promotion, rollback and the real model server.
+
+One story, in order: v1 passes and becomes champion; v2 (a deliberately weak model) fails
+`no_regression_vs_champion` and champion stays; v3 is force-promoted from the CLI; rollback
+returns to v1 (the previously serving version, not the numerically previous v2), and a
+restarted `mlflow models serve` answers with v1."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import polars as pl
+import pytest
+
+from mlops_assets.core.features import feature_columns
+from mlops_assets.core.spec import load_spec
+from mlops_assets_tests.builders import hourly_frame
+from mlops_assets_tests.pipeline import land, local_platform
+
+SPEC = load_spec()
+WEAK = """fast:
+  xgboost_space: {n_estimators: [2], max_depth: [1], learning_rate: [0.01], min_child_weight: [1], reg_alpha: [0.0], reg_lambda: [1.0]}
+  xgboost_iterations: 1
+  linear_space: {alpha: [1000000000.0]}
+  linear_iterations: 1
+  lstm_epochs: 1
+"""
+
+
+def checks(result) -> dict:
+    return {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == "registered_model"}
+
+
+def cli(home, *args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLOPS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home"), "MLOPS_PROFILE": "fast"}
+    return subprocess.run([sys.executable, "-m", "mlops_assets.cli", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory):
+    from mlops_assets.runner import ingest_landed, run_job
+
+    home = tmp_path_factory.mktemp("registry") / "mlops"
+    weak = home.parent / "weak.yaml"
+    weak.write_text(WEAK)
+    reseeded = home.parent / "seed7.yaml"
+    reseeded.write_text("fast:\n  seed: 7\n")
+    runs = {}
+    with local_platform(home) as (defs, instance):
+        land(home, "history.csv", hourly_frame(SPEC, ["A", "B", "C"], 24 * 30))
+        ingest_landed(defs, instance)
+        runs["v1"] = run_job(defs, "training_job", instance)
+    with local_platform(home, {"MLOPS_TRAINING_CONFIG": str(weak)}) as (defs, instance):
+        runs["v2"] = run_job(defs, "training_job", instance)
+    with local_platform(home, {"MLOPS_TRAINING_CONFIG": str(reseeded), "MLOPS_PROMOTION_MARGIN": "-1"}) as (defs, instance):
+        runs["v3"] = run_job(defs, "training_job", instance)
+        registry = defs.resources["mlflow_tracking"].registry()
+        yield {"home": home, "runs": runs, "registry": registry, "tracking_uri": defs.resources["mlflow_tracking"].tracking_uri}
+
+
+def test_first_model_passes_every_check_and_becomes_champion(story):
+    first = story["runs"]["v1"]
+    assert first.success
+    verdicts = checks(first)
+    assert set(verdicts) == {"performance_threshold", "no_regression_vs_champion", "bias_within_threshold", "signature_and_schema", "serving_smoke_test"}
+    assert all(v.passed for v in verdicts.values())
+    assert "no champion yet" in verdicts["no_regression_vs_champion"].description
+    history = story["registry"].history()
+    assert [(h["action"], h["version"]) for h in history[:2]] == [("approve", "1"), ("promote", "1")]
+    assert story["registry"].version_tags("1")["check.serving_smoke_test"].startswith("pass")
+
+
+def test_worse_model_fails_no_regression_and_champion_stays(story):
+    second = story["runs"]["v2"]
+    assert not second.success
+    verdict = checks(second)["no_regression_vs_champion"]
+    assert not verdict.passed and "vs champion v1" in verdict.description and "95% CI" in verdict.description
+    refusal = [h for h in story["registry"].history() if h["version"] == "2"]
+    assert refusal[0]["action"] == "refuse" and "no_regression_vs_champion" in refusal[0]["reason"]
+    assert story["registry"].version_tags("2")["check.no_regression_vs_champion"].startswith("FAIL")
+
+
+def test_a_refused_run_never_moved_the_alias(story):
+    actions = [(h["action"], h["version"]) for h in story["registry"].history()]
+    assert ("promote", "2") not in actions and ("force_promote", "2") not in actions
+
+
+def test_forced_promotion_is_recorded(story):
+    done = cli(story["home"], "promote", "--version", "3", "--force", "--reason", "hotfix for the holiday peak")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert story["registry"].alias_version("champion") == "3"
+    entry = story["registry"].history()[-1]
+    assert (entry["action"], entry["version"], entry["previous_champion"], entry["reason"]) == ("force_promote", "3", "1", "hotfix for the holiday peak")
+    assert "cli" in entry["trigger"]
+    refused = cli(story["home"], "promote", "--version", "3", "--reason", "no force")
+    assert refused.returncode != 0 and "--force" in refused.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve_and_predict(story, records: list[dict]) -> list[float]:
+    port = _free_port()
+    env = {**os.environ, "MLOPS_HOME": str(story["home"]), "DAGSTER_HOME": str(story["home"] / "dagster_home")}
+    server = subprocess.Popen([sys.executable, "-m", "mlops_assets.cli", "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        body = json.dumps({"dataframe_records": records}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())["predictions"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_rollback_returns_to_the_previously_serving_version_and_the_server_follows(story):
+    import mlflow.pyfunc
+
+    test_set = pl.read_parquet(story["home"] / "storage" / "test_set.parquet").head(24)
+    frame = test_set.select(SPEC.timestamp, *feature_columns(SPEC)).with_columns(pl.col(SPEC.timestamp).dt.strftime("%Y-%m-%dT%H:%M:%S"))
+    records = frame.to_dicts()
+    mlflow.set_tracking_uri(story["tracking_uri"])
+    expected = {v: np.asarray(mlflow.pyfunc.load_model(f"models:/load_forecaster/{v}").predict(frame.to_pandas()), float) for v in ("1", "3")}
+    assert not np.allclose(expected["1"], expected["3"])
+
+    assert np.allclose(_serve_and_predict(story, records), expected["3"], rtol=1e-6)
+    done = cli(story["home"], "rollback", "--reason", "v3 misses the evening peak")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert story["registry"].alias_version("champion") == "1"  # not v2, the numerically previous
+    entry = story["registry"].history()[-1]
+    assert (entry["action"], entry["version"], entry["previous_champion"]) == ("rollback", "1", "3")
+    assert np.allclose(_serve_and_predict(story, records), expected["1"], rtol=1e-6)
+
+    status = cli(story["home"], "status")
+    assert "champion     1" in status.stdout and "rollback" in status.stdout
