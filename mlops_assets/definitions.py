@@ -6,6 +6,7 @@ import warnings
 import dagster as dg
 
 from mlops_assets import settings
+from mlops_assets.defs.alerts.sensors import check_failure_alert_sensor, run_failure_alert_sensor
 from mlops_assets.defs.explainability.assets import shap_summary
 from mlops_assets.defs.fairness.assets import bias_report, fair_model
 from mlops_assets.defs.ingestion.assets import clean_load, raw_load
@@ -15,6 +16,7 @@ from mlops_assets.defs.registry.assets import champion_model, model_evaluation, 
 from mlops_assets.defs.preparation import checks as preparation_checks
 from mlops_assets.defs.preparation.assets import data_profile, features, load_history, splits
 from mlops_assets.defs.training.assets import candidate_model, hyperparameter_sensitivity, linear_model, lstm_model, xgboost_model
+from mlops_assets.resources.alerts import AlertChannels
 from mlops_assets.resources.dataset import DatasetSpecResource
 from mlops_assets.resources.fairness import FairnessSettings
 from mlops_assets.resources.landing import LandingZone
@@ -42,6 +44,7 @@ def local_resources() -> dict:
         ),
         "dataset": DatasetSpecResource(path=os.environ.get("MLOPS_DATASET_SPEC", "")),
         "training": TrainingSettings(profile=os.environ.get("MLOPS_PROFILE", "full"), config_path=os.environ.get("MLOPS_TRAINING_CONFIG", "")),
+        "alerts": alert_channels(home),
         "promotion": PromotionSettings(margin=float(os.environ.get("MLOPS_PROMOTION_MARGIN", "0.02"))),
         "fairness": FairnessSettings(rule=os.environ.get("MLOPS_BIAS_RULE", "normalized")),
         "mlflow_tracking": MlflowTracking(
@@ -50,6 +53,22 @@ def local_resources() -> dict:
             experiment=os.environ.get("MLOPS_EXPERIMENT", "load_forecasting"),
         ),
     }
+
+
+def alert_channels(home) -> AlertChannels:
+    """Channels switch on when their settings are in the environment; secrets stay there."""
+    env = os.environ.get
+    return AlertChannels(
+        log_file=env("MLOPS_ALERT_LOG") or str(home / "alerts.log"),
+        smtp_host=env("MLOPS_SMTP_HOST", ""),
+        smtp_port=int(env("MLOPS_SMTP_PORT", "25")),
+        smtp_from=env("MLOPS_SMTP_FROM", "mlops-assets@localhost"),
+        smtp_to=env("MLOPS_SMTP_TO", ""),
+        smtp_user=env("MLOPS_SMTP_USER", ""),
+        smtp_password=dg.EnvVar("MLOPS_SMTP_PASSWORD") if env("MLOPS_SMTP_PASSWORD") else "",
+        webhook_url=env("MLOPS_ALERT_WEBHOOK_URL", ""),
+        slack_webhook_url=dg.EnvVar("MLOPS_SLACK_WEBHOOK_URL") if env("MLOPS_SLACK_WEBHOOK_URL") else "",
+    )
 
 
 RESOURCES_BY_DEPLOYMENT = {"local": local_resources}
@@ -88,6 +107,8 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
         sensors=[
             new_data_sensor,
             preparation_automation_sensor,
+            check_failure_alert_sensor,
+            run_failure_alert_sensor,
         ],
         resources=build_resources(deployment),
     )

@@ -52,6 +52,7 @@ def run_demo(days: int, groups: int, corrupt: bool, echo: Callable[[str], None])
         echo(f"  QUARANTINED {key}: {reason}")
     result = run_job(defs, MAIN_JOB, instance)
     _print_result(result, echo)
+    _print_model(result, echo)
     _print_next_steps(echo)
     return 0 if result.success else 1
 
@@ -69,9 +70,28 @@ def _print_result(result: dg.ExecuteInProcessResult, echo: Callable[[str], None]
             echo(f"  FAILED step {event.step_key}: {event.step_failure_data.error.message.strip().splitlines()[0]}")
 
 
+def _print_model(result: dg.ExecuteInProcessResult, echo: Callable[[str], None]) -> None:
+    outputs = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    if "registered_model" not in outputs:
+        return
+    candidate = result.output_for_node("candidate_model")
+    registered = result.output_for_node("registered_model")
+    echo("\nmodels (validation RMSE / test MAPE):")
+    for row in candidate["comparison"]:
+        echo(f"  {row['model']:<8} {row['val_rmse']:>10.2f} / {row['test_mape']:6.2f}%{'  <- candidate' if row['chosen'] else ''}")
+    verdict = "approved" if registered["passed"] else "REFUSED"
+    echo(f"registered {registered['model_uri']} ({registered['kind']}): {verdict}")
+    for v in registered["verdicts"]:
+        echo(f"  {v['check']:<26} {'pass' if v['passed'] else 'FAIL'}  {v['reason'][:110]}")
+    if "champion_model" in outputs:
+        meta = next(e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "champion_model").materialization.metadata
+        echo(f"champion: v{meta['champion_version'].value} ({meta['action'].value})")
+
+
 def _print_next_steps(echo: Callable[[str], None]) -> None:
     echo(
         f"\nlocal state: {settings.mlops_home()}"
-        "\nDagster UI:  make ui      (then http://127.0.0.1:3000)"
+        "\nDagster UI:  make ui         (http://127.0.0.1:3000: asset graph, runs, checks, sensors)"
+        "\nMLflow UI:   make mlflow-ui  (http://127.0.0.1:5000: runs, plots, registry)"
         "\nstatus:      .venv/bin/mlops-assets status"
     )

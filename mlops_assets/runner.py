@@ -20,6 +20,13 @@ class IngestSummary:
     duplicates: list[str] = field(default_factory=list)
 
 
+def quiet_run_config(extra: dict | None = None) -> dict:
+    """Runs started from the CLI log to the console at MLOPS_LOG_LEVEL (default WARNING);
+    everything is still in the run's event log in the UI."""
+    level = os.environ.get("MLOPS_LOG_LEVEL", "WARNING").upper()
+    return {"loggers": {"console": {"config": {"log_level": level}}}, **(extra or {})}
+
+
 def local_instance() -> dg.DagsterInstance:
     """The instance under MLOPS_HOME (SQLite), unless DAGSTER_HOME already points elsewhere."""
     os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home()))
@@ -38,7 +45,8 @@ def ingest_landed(defs: dg.Definitions, instance: dg.DagsterInstance) -> IngestS
     job = defs.resolve_job_def("ingestion_job")
     for landed in found.new:
         result = job.execute_in_process(
-            partition_key=landed.key, instance=instance, raise_on_error=False, tags={"mlops/landed_file": landed.name[:200]}
+            partition_key=landed.key, instance=instance, raise_on_error=False, tags={"mlops/landed_file": landed.name[:200]},
+            run_config=quiet_run_config(),
         )
         if result.success:
             summary.succeeded.append(landed.key)
@@ -48,13 +56,16 @@ def ingest_landed(defs: dg.Definitions, instance: dg.DagsterInstance) -> IngestS
 
 
 def run_job(defs: dg.Definitions, name: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    return defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False)
+    return defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False, run_config=quiet_run_config())
 
 
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error:
-            return event.step_failure_data.error.message.strip().splitlines()[0]
+            error = event.step_failure_data.error
+            cause = error.cause or error
+            message = (cause.message if error.cls_name == "DagsterExecutionStepExecutionError" else error.message).strip()
+            return message.splitlines()[0].split(": ", 1)[-1] if message.startswith("dagster.") else message.splitlines()[0]
     return "failed"
 
 
@@ -65,7 +76,7 @@ def change_champion(job: str, config: dict, echo) -> int:
     instance = local_instance()
     defs = build_definitions()
     result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, raise_on_error=False, run_config={"ops": {"champion_model": {"config": config}}}, tags={"mlops/trigger": "cli"}
+        instance=instance, raise_on_error=False, run_config=quiet_run_config({"ops": {"champion_model": {"config": config}}}), tags={"mlops/trigger": "cli"}
     )
     if result.success:
         meta = result.get_asset_materialization_events()[0].materialization.metadata

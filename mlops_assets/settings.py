@@ -34,3 +34,28 @@ def ensure_local_dirs() -> None:
     for location in (landing_dir(), quarantine_dir(), storage_dir(), str(dagster_home())):
         if "://" not in location:
             Path(location).mkdir(parents=True, exist_ok=True)
+    write_dagster_yaml(dagster_home())
+
+
+def local_instance_config(home: Path) -> dict:
+    """The local Dagster instance: SQLite, with one event log for all runs (not one file per
+    run), so sensors can read check results across runs with a single cursor."""
+    return {
+        "event_log_storage": {
+            "module": "dagster._core.storage.event_log",
+            "class": "ConsolidatedSqliteEventLogStorage",
+            "config": {"base_dir": str(home / "history" / "events")},
+        },
+        "telemetry": {"enabled": False},
+    }
+
+
+def write_dagster_yaml(home: Path) -> Path:
+    """Create DAGSTER_HOME/dagster.yaml once; an existing file (e.g. production) is kept."""
+    import yaml
+
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "dagster.yaml"
+    if not path.exists():
+        path.write_text(yaml.safe_dump(local_instance_config(home), sort_keys=False))
+    return path

@@ -36,5 +36,8 @@ def defs(mlops_home: Path) -> dg.Definitions:
 
 @pytest.fixture
 def instance(mlops_home: Path):
-    with dg.instance_for_test(temp_dir=str(mlops_home / "dagster_home")) as inst:
+    from mlops_assets.settings import local_instance_config
+
+    home = mlops_home / "dagster_home"
+    with dg.instance_for_test(temp_dir=str(home), overrides=local_instance_config(home)) as inst:
         yield inst

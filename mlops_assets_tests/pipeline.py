@@ -20,7 +20,9 @@ def local_platform(home: Path, env: dict[str, str] | None = None):
         from mlops_assets.definitions import build_definitions
 
         settings.ensure_local_dirs()
-        with dg.instance_for_test(temp_dir=str(home / "dagster_home")) as instance:
+        from mlops_assets.settings import local_instance_config
+
+        with dg.instance_for_test(temp_dir=str(home / "dagster_home"), overrides=local_instance_config(home / "dagster_home")) as instance:
             yield build_definitions("local"), instance
 
 

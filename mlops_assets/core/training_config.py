@@ -16,7 +16,7 @@ CONFIG_ENV_VAR = "MLOPS_TRAINING_CONFIG"
 
 XGBOOST_SPACE: dict[str, Any] = {
     "learning_rate": {"low": 0.02, "high": 0.3, "log": True},
-    "n_estimators": [100, 200, 400, 600],
+    "n_estimators": [100, 200, 400],
     "max_depth": [3, 4, 6, 8],
     "min_child_weight": [1, 3, 5, 10],
     "reg_alpha": {"low": 1e-4, "high": 1.0, "log": True},
@@ -31,7 +31,7 @@ class TrainingConfig:
     seed: int = 42
     selection_metric: str = "rmse"
     cv_splits: int = 5
-    xgboost_iterations: int = 20
+    xgboost_iterations: int = 10
     xgboost_space: dict[str, Any] = field(default_factory=lambda: dict(XGBOOST_SPACE))
     early_stopping_rounds: int = 30
     linear_iterations: int = 12

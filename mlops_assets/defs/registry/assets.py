@@ -13,6 +13,7 @@ from mlops_assets.core.promotion import (
     signature_and_schema,
 )
 from mlops_assets.defs.metadata import markdown_table
+from mlops_assets.resources.alerts import Alert, AlertChannels
 from mlops_assets.resources.dataset import DatasetSpecResource
 from mlops_assets.resources.promotion import PromotionSettings
 from mlops_assets.resources.registry import CHALLENGER, CHAMPION
@@ -151,7 +152,7 @@ class ChampionConfig(dg.Config):
 
 
 @dg.asset(group_name="registry", kinds={"mlflow"}, ins={"registered_model": dg.AssetIn()})
-def champion_model(context: dg.AssetExecutionContext, config: ChampionConfig, registered_model: dict, mlflow_tracking: MlflowTracking):
+def champion_model(context: dg.AssetExecutionContext, config: ChampionConfig, registered_model: dict, mlflow_tracking: MlflowTracking, alerts: AlertChannels):
     """Alias `champion`, moved only to a version whose blocking checks all passed (or by an
     audited override or rollback); the value is the whole promotion history."""
     from mlops_assets.registry_actions import force_promote, promote, rollback
@@ -166,6 +167,8 @@ def champion_model(context: dg.AssetExecutionContext, config: ChampionConfig, re
         entry = force_promote(registry, config.version, config.reason, who)
     else:
         raise dg.Failure(f"unknown action {config.action!r}: promote, rollback or force_promote")
+    if entry["action"] in ("rollback", "force_promote"):
+        alerts.send(Alert(kind=entry["action"], title=f"{entry['action']}: champion v{entry['previous_champion']} -> v{entry['version']}", reason=entry["reason"], asset="champion_model", severity="WARN", run_id=context.run_id))
     history = pl.DataFrame([{**e, "verdicts": str(e.get("verdicts", {}))} for e in registry.history()])
     return dg.Output(
         history,
