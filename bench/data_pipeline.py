@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import importlib
 import json
 import math
 import os
@@ -43,6 +44,10 @@ if str(ROOT) not in sys.path:
 from mlops_assets.core.spec import DatasetSpec, load_spec  # noqa: E402  (no polars import)
 
 IMPLEMENTATIONS = ("polars", "pandas")
+WORKER_IMPORTS = {
+    "polars": ("polars", *(f"mlops_assets.core.{m}" for m in ("ingest", "cleaning", "schemas", "history", "features", "splitting"))),
+    "pandas": ("pandas", "bench.pandas_reference"),
+}
 SPLITS = ("train", "validation", "test")
 DEFAULT_ROWS = (100_000, 1_000_000)
 DEFAULT_OUT = ROOT / "bench" / "results" / "data_pipeline.json"
@@ -370,14 +375,9 @@ def profiled(run: Callable[..., dict[str, Any]], profile_file: Path) -> Callable
 def worker(impl: str, input_dir: Path, result_file: Path, summary: bool, profile_file: Path | None = None) -> None:
     """Import, load the bytes, take the baseline, run once, record time and memory."""
     spec = load_spec()
-    if impl == "polars":
-        import polars  # noqa: F401  - imports belong to the baseline
-        import mlops_assets.core.cleaning, mlops_assets.core.features, mlops_assets.core.schemas  # noqa: E401, F401
-        run = run_polars
-    else:
-        import pandas  # noqa: F401
-        import bench.pandas_reference  # noqa: F401
-        run = run_pandas
+    for module in WORKER_IMPORTS[impl]:  # imports belong to the baseline, not to the run
+        importlib.import_module(module)
+    run = run_polars if impl == "polars" else run_pandas
     if profile_file is not None:
         run = profiled(run, profile_file)
     files = read_landing(input_dir)

@@ -11,7 +11,10 @@ from mlops_assets.defs.explainability.assets import shap_summary
 from mlops_assets.defs.fairness.assets import bias_report, fair_model
 from mlops_assets.defs.ingestion.assets import clean_load, raw_load
 from mlops_assets.defs.ingestion.sensors import new_data_sensor
-from mlops_assets.defs.jobs import ingestion_job, manual_promotion_job, preparation_job, rollback_job, training_job
+from mlops_assets.defs.jobs import ingestion_job, manual_promotion_job, monitoring_job, preparation_job, rollback_job, training_job
+from mlops_assets.defs.monitoring.assets import batch_predictions, drift_report
+from mlops_assets.defs.monitoring.sensors import drift_sensor
+from mlops_assets.defs.schedules import daily_monitoring_schedule, weekly_retraining_schedule
 from mlops_assets.defs.registry.assets import champion_model, model_evaluation, registered_model
 from mlops_assets.defs.preparation import checks as preparation_checks
 from mlops_assets.defs.preparation.assets import data_profile, features, load_history, splits
@@ -20,6 +23,7 @@ from mlops_assets.resources.alerts import AlertChannels
 from mlops_assets.resources.dataset import DatasetSpecResource
 from mlops_assets.resources.fairness import FairnessSettings
 from mlops_assets.resources.landing import LandingZone
+from mlops_assets.resources.monitoring import DriftSettings
 from mlops_assets.resources.promotion import PromotionSettings
 from mlops_assets.resources.tables import TableStorage
 from mlops_assets.resources.tracking import MlflowTracking
@@ -45,6 +49,7 @@ def local_resources() -> dict:
         "dataset": DatasetSpecResource(path=os.environ.get("MLOPS_DATASET_SPEC", "")),
         "training": TrainingSettings(profile=os.environ.get("MLOPS_PROFILE", "full"), config_path=os.environ.get("MLOPS_TRAINING_CONFIG", "")),
         "alerts": alert_channels(home),
+        "drift": DriftSettings(),
         "promotion": PromotionSettings(margin=float(os.environ.get("MLOPS_PROMOTION_MARGIN", "0.02"))),
         "fairness": FairnessSettings(rule=os.environ.get("MLOPS_BIAS_RULE", "normalized")),
         "mlflow_tracking": MlflowTracking(
@@ -83,9 +88,9 @@ def build_resources(deployment: str | None = None) -> dict:
 
 preparation_automation_sensor = dg.AutomationConditionSensorDefinition(
     "preparation_automation_sensor",
-    target=dg.AssetSelection.groups("preparation"),
+    target=dg.AssetSelection.groups("preparation", "monitoring"),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Rebuilds history, features, splits and profile once after new batches are cleaned.",
+    description="Rebuilds history, features, splits and profile once after new batches are cleaned; predicts and reports drift for each new batch.",
 )
 
 
@@ -95,6 +100,7 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
             raw_load, clean_load, load_history, features, splits, data_profile,
             xgboost_model, linear_model, lstm_model, candidate_model, hyperparameter_sensitivity,
             bias_report, fair_model, shap_summary, model_evaluation, registered_model, champion_model,
+            batch_predictions, drift_report,
         ],
         asset_checks=[
             preparation_checks.history_matches_schema,
@@ -103,10 +109,12 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
             preparation_checks.split_is_time_ordered_check,
             preparation_checks.groups_in_every_split,
         ],
-        jobs=[ingestion_job, preparation_job, training_job, rollback_job, manual_promotion_job],
+        jobs=[ingestion_job, preparation_job, training_job, rollback_job, manual_promotion_job, monitoring_job],
+        schedules=[daily_monitoring_schedule, weekly_retraining_schedule],
         sensors=[
             new_data_sensor,
             preparation_automation_sensor,
+            drift_sensor,
             check_failure_alert_sensor,
             run_failure_alert_sensor,
         ],

@@ -51,8 +51,9 @@ def categorical_columns(spec: DatasetSpec) -> list[str]:
     return [*([spec.group] if spec.group else []), *spec.categorical_features]
 
 
-def build_features(history: pl.DataFrame, spec: DatasetSpec) -> tuple[pl.DataFrame, FeatureReport]:
-    """Rows with an observed target and complete lags; columns: keys, target, features."""
+def build_features(history: pl.DataFrame, spec: DatasetSpec, require_target: bool = True) -> tuple[pl.DataFrame, FeatureReport]:
+    """Rows with complete lags (and, for training, an observed target); columns: keys,
+    target, features."""
     grid = complete_grid(history, spec)
     grid = _with_lag_input(grid, spec)
     interpolated = int(grid.select((pl.col(spec.target.column).is_null() & pl.col(_LAG_INPUT).is_not_null()).sum()).item())
@@ -68,7 +69,8 @@ def build_features(history: pl.DataFrame, spec: DatasetSpec) -> tuple[pl.DataFra
         rows_without_full_lags=int(frame.select((has_target & ~full_lags).sum()).item()),
         rows_out=0,
     )
-    out = frame.filter(has_target & full_lags).select(spec.timestamp, spec.target.column, *feature_columns(spec))
+    keep = (has_target & full_lags) if require_target else full_lags
+    out = frame.filter(keep).select(spec.timestamp, spec.target.column, *feature_columns(spec))
     out = out.select(*spec.key_columns, *[c for c in out.columns if c not in spec.key_columns])
     report.rows_out = out.height
     return out, report
@@ -170,3 +172,17 @@ def lag_mismatches(features: pl.DataFrame, history: pl.DataFrame, spec: DatasetS
         bad = joined.filter((pl.col(col) - pl.col("__expected")).abs() > 1e-9 * (1 + pl.col("__expected").abs()))
         result[col] = bad.height
     return result
+
+
+def lookback_hours(spec: DatasetSpec) -> int:
+    """How much history before a batch its features need."""
+    return max(spec.lags_hours) + spec.horizon_hours + max(spec.rolling_windows_hours, default=0)
+
+
+def batch_features(history_window: pl.DataFrame, batch: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
+    """Features for a batch's rows, from the batch on top of the history just before it
+    (the batch wins where both have a row). Rows without a target are kept: they are the
+    hours to forecast."""
+    merged = pl.concat([history_window.join(batch.select(spec.key_columns), on=spec.key_columns, how="anti"), batch], how="vertical_relaxed").sort(spec.key_columns)
+    frame, _ = build_features(merged, spec, require_target=False)
+    return frame.join(batch.select(spec.key_columns), on=spec.key_columns, how="semi")

@@ -34,3 +34,10 @@ manual_promotion_job = dg.define_asset_job(
     config={"ops": {"champion_model": {"config": {"action": "force_promote", "reason": "", "version": ""}}}},
     description="The audited manual override: make a given version champion regardless of its checks.",
 )
+
+monitoring_job = dg.define_asset_job(
+    "monitoring_job",
+    selection=dg.AssetSelection.groups("monitoring"),
+    partitions_def=batches,
+    description="The champion's predictions and the drift report for one batch.",
+)

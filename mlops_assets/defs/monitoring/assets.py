@@ -1,0 +1,176 @@
+"""Monitoring: per batch, the champion's predictions and a drift report against the training data."""
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from mlops_assets.defs.metadata import counts, markdown_table
+from mlops_assets.defs.partitions import batches
+from mlops_assets.resources.alerts import Alert, AlertChannels
+from mlops_assets.resources.dataset import DatasetSpecResource
+from mlops_assets.resources.fairness import FairnessSettings
+from mlops_assets.resources.monitoring import DriftSettings
+from mlops_assets.resources.registry import CHAMPION
+from mlops_assets.resources.tracking import MlflowTracking
+
+PREDICTION = "prediction"
+
+
+def _champion(mlflow_tracking: MlflowTracking):
+    import mlflow.pyfunc
+
+    registry = mlflow_tracking.registry()
+    version = registry.alias_version(CHAMPION)
+    if version is None:
+        raise dg.Failure("no champion model yet: run training_job (or `mlops-assets demo`) first")
+    return version, mlflow.pyfunc.load_model(f"models:/{registry.name}@{CHAMPION}")
+
+
+def _pandas_inputs(frame: pl.DataFrame, spec):
+    from mlops_assets.core.models.data import input_columns
+
+    pdf = frame.select(input_columns(spec)).to_pandas()
+    pdf[spec.timestamp] = pdf[spec.timestamp].dt.tz_convert("UTC").dt.tz_localize(None)
+    return pdf
+
+
+@dg.asset(
+    group_name="monitoring",
+    partitions_def=batches,
+    kinds={"mlflow", "polars"},
+    automation_condition=dg.AutomationCondition.on_missing(),
+    ins={"clean_load": dg.AssetIn(), "load_history": dg.AssetIn(metadata={"lazy": True})},
+)
+def batch_predictions(context: dg.AssetExecutionContext, clean_load: pl.DataFrame, load_history: pl.LazyFrame, dataset: DatasetSpecResource, mlflow_tracking: MlflowTracking):
+    """The champion's forecast for every row of the batch (features built from the batch on
+    top of only the history window its lags need, so the cost does not grow with history),
+    with the actuals where the batch has them."""
+    from mlops_assets.core.features import batch_features, lookback_hours
+    from mlops_assets.core.metrics import regression_metrics
+
+    spec = dataset.load()
+    ts = pl.col(spec.timestamp)
+    start = clean_load.get_column(spec.timestamp).min()
+    window = load_history.filter((ts >= start - pl.duration(hours=lookback_hours(spec))) & (ts < start))
+    if spec.group:
+        window = window.filter(pl.col(spec.group).is_in(clean_load.get_column(spec.group).unique().implode()))
+    features = batch_features(window.collect(), clean_load, spec)
+    version, model = _champion(mlflow_tracking)
+    predictions = np.asarray(model.predict(_pandas_inputs(features, spec)), float) if features.height else np.zeros(0)
+    out = features.with_columns(pl.Series(PREDICTION, predictions), pl.lit(version).alias("model_version"))
+    labelled = out.filter(pl.col(spec.target.column).is_not_null())
+    realized = regression_metrics(labelled.get_column(spec.target.column).to_numpy(), labelled.get_column(PREDICTION).to_numpy()) if labelled.height else {}
+    return dg.Output(
+        out,
+        metadata={
+            "champion_version": version,
+            "rows_in_batch": clean_load.height,
+            "rows_scored": out.height,
+            "rows_without_full_history": clean_load.height - out.height,
+            "labelled_rows": labelled.height,
+            **counts({f"realized_{k}": v for k, v in realized.items() if k != "n" and v == v}),
+        },
+    )
+
+
+@dg.asset(
+    group_name="monitoring",
+    partitions_def=batches,
+    kinds={"polars"},
+    automation_condition=dg.AutomationCondition.on_missing(),
+    ins={
+        "batch_predictions": dg.AssetIn(),
+        "train_set": dg.AssetIn(metadata={"lazy": True}),
+        "test_set": dg.AssetIn(),
+        "data_profile": dg.AssetIn(),
+        "shap_summary": dg.AssetIn(),
+    },
+)
+def drift_report(context: dg.AssetExecutionContext, batch_predictions: pl.DataFrame, train_set: pl.LazyFrame, test_set: pl.DataFrame, data_profile: dict, shap_summary: dict, dataset: DatasetSpecResource, drift: DriftSettings, fairness: FairnessSettings, mlflow_tracking: MlflowTracking, alerts: AlertChannels):
+    """Per batch: drift of every feature against the training data (KS, normalised
+    Wasserstein, PSI on the profile's bins; Jensen-Shannon for categories), drift per group,
+    prediction drift against the champion's test predictions, realized error where actuals
+    are present, per-group bias on labelled rows, and the retrain verdict with root causes."""
+    from mlops_assets.core.drift import feature_drift, ks_statistic, psi, retrain_verdict, wasserstein_normalized
+    from mlops_assets.core.features import CALENDAR_COLUMNS
+    from mlops_assets.core.fairness import bias_report as build_bias_report
+    from mlops_assets.core.metrics import regression_metrics
+    from mlops_assets.core.profile import bin_fractions, quantile_bin_edges
+
+    spec, config = dataset.load(), drift.config()
+    reference = _reference_sample(train_set, drift.reference_rows)
+    # Calendar columns are functions of the clock: a batch of two days always "drifts" in them.
+    columns = [c for c in data_profile["columns"] if c not in CALENDAR_COLUMNS]
+    current = {c: _values(batch_predictions, c) for c in columns if c in batch_predictions.columns}
+    profile = {**data_profile, "columns": {c: data_profile["columns"][c] for c in columns}}
+    rows = feature_drift(profile, {c: _values(reference, c) for c in columns}, current, config)
+    importance = {r["feature"]: r["share"] for r in shap_summary["importance"]}
+    version, model = _champion(mlflow_tracking)
+    test_pred = np.asarray(model.predict(_pandas_inputs(test_set, spec)), float)
+    batch_pred = batch_predictions.get_column(PREDICTION).to_numpy()
+    edges = quantile_bin_edges(test_pred, spec.quantile_bins)
+    prediction = {"ks": ks_statistic(test_pred, batch_pred)[0], "psi": psi(bin_fractions(test_pred, edges), batch_pred, edges), "wasserstein": wasserstein_normalized(test_pred, batch_pred)} if batch_pred.size else {}
+    labelled = batch_predictions.filter(pl.col(spec.target.column).is_not_null())
+    realized_mae = regression_metrics(labelled.get_column(spec.target.column).to_numpy(), labelled.get_column(PREDICTION).to_numpy())["mae"] if labelled.height >= config.min_rows else None
+    test_mae = float(np.mean(np.abs(test_pred - test_set.get_column(spec.target.column).to_numpy())))
+    verdict = retrain_verdict(rows, importance, realized_mae, test_mae, config)
+    by_group = _group_drift(batch_predictions, reference, spec, verdict["top_features"], spec.quantile_bins)
+    bias = None
+    if spec.group and labelled.height >= config.min_rows:
+        bias = build_bias_report(labelled.get_column(spec.target.column).to_numpy(), labelled.get_column(PREDICTION).to_numpy(), labelled.get_column(spec.group).to_numpy(), fairness.config())
+        if bias["biased"]:
+            alerts.send(Alert(kind="bias_drift", title=f"bias rule crossed on batch {context.partition_key}", reason="; ".join(bias["reasons"]), asset="drift_report", partition=context.partition_key, severity="WARN", run_id=context.run_id))
+    table = pl.DataFrame(rows)
+    report = {"batch": context.partition_key, "champion_version": version, "features": rows, "prediction_drift": prediction, "realized_mae": realized_mae, "test_mae": test_mae, "by_group": by_group, "bias": bias, **verdict}
+    metadata = {
+        "retrain": verdict["retrain"],
+        "retrain_flag": int(verdict["retrain"]),
+        "reasons": "; ".join(verdict["reasons"]),
+        "weighted_drift": verdict["weighted_drift"],
+        "drifted_features": int(table.get_column("drifted").sum()) if table.height else 0,
+        "features": markdown_table(table.select([c for c in table.columns if c != "kind"]).sort("score", descending=True) if table.height else table),
+        "root_causes": markdown_table(pl.DataFrame(verdict["root_causes"])),
+        "champion_version": version,
+        **{f"psi/{r['feature']}": r["psi"] for r in rows if r["psi"] is not None},
+        **{f"ks/{r['feature']}": r["ks"] for r in rows if r["ks"] is not None},
+        **{f"wasserstein/{r['feature']}": r["wasserstein"] for r in rows if r["wasserstein"] is not None},
+        **{f"prediction_{k}": v for k, v in prediction.items()},
+    }
+    if realized_mae is not None:
+        metadata.update(realized_mae=realized_mae, test_mae=test_mae)
+    if bias is not None:
+        metadata["bias_flagged_groups"] = dg.MetadataValue.json(bias["flagged"])
+    return dg.Output(report, metadata=metadata)
+
+
+def _values(frame: pl.DataFrame, column: str) -> np.ndarray:
+    series = frame.get_column(column)
+    return series.cast(pl.String).to_numpy() if series.dtype == pl.String else series.cast(pl.Float64).to_numpy()
+
+
+def _reference_sample(train_set: pl.LazyFrame, rows: int) -> pl.DataFrame:
+    total = train_set.select(pl.len()).collect().item()
+    step = max(1, total // rows)
+    return train_set.gather_every(step).collect()
+
+
+def _group_drift(current: pl.DataFrame, reference: pl.DataFrame, spec, features: list[str], bins: int) -> list[dict]:
+    """PSI of the top features per group, each group against its own training rows."""
+    from mlops_assets.core.drift import psi
+    from mlops_assets.core.profile import bin_fractions, quantile_bin_edges
+
+    if not spec.group:
+        return []
+    out = []
+    for group in sorted(current.get_column(spec.group).unique().to_list()):
+        ref = reference.filter(pl.col(spec.group) == group)
+        cur = current.filter(pl.col(spec.group) == group)
+        row = {"group": group, "rows": cur.height}
+        for feature in features:
+            if feature not in cur.columns or cur.schema[feature] == pl.String or ref.height == 0:
+                continue
+            values = _values(ref, feature)
+            edges = quantile_bin_edges(values[np.isfinite(values)], bins)
+            row[f"psi/{feature}"] = psi(bin_fractions(values[np.isfinite(values)], edges), _values(cur, feature), edges)
+        out.append(row)
+    return out

@@ -1,0 +1,18 @@
+import dagster as dg
+
+from mlops_assets.core.drift import DriftConfig
+
+
+class DriftSettings(dg.ConfigurableResource):
+    """Drift thresholds and the retrain triggers (top-k SHAP features, weighted score, realized MAE)."""
+
+    psi_threshold: float = 0.2
+    wasserstein_threshold: float = 0.25
+    js_threshold: float = 0.1
+    top_k: int = 3
+    weighted_threshold: float = 0.25
+    realized_mae_tolerance: float = 0.10
+    reference_rows: int = 100_000
+
+    def config(self) -> DriftConfig:
+        return DriftConfig(self.psi_threshold, self.wasserstein_threshold, self.js_threshold, self.top_k, self.weighted_threshold, self.realized_mae_tolerance)

@@ -1,0 +1,79 @@
+"""A batch without drift leads to no retraining request; a batch simulated with `--drift`
+on temperature is flagged, the sensor requests retraining once, and that run ends in a
+new champion or a recorded refusal."""
+
+from datetime import timedelta
+
+import dagster as dg
+import pytest
+
+from mlops_assets.core.simulate import DEFAULT_START, SimulationConfig, write_batches
+from mlops_assets.core.spec import load_spec
+from mlops_assets.defs.monitoring.sensors import drift_sensor
+from mlops_assets_tests.pipeline import local_platform
+
+SPEC = load_spec()
+HISTORY_DAYS = 40
+
+
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory):
+    from mlops_assets.runner import ingest_landed, run_job
+
+    home = tmp_path_factory.mktemp("monitoring") / "mlops"
+    with local_platform(home) as (defs, instance):
+        landing = home / "landing"
+        write_batches(SPEC, SimulationConfig(days=HISTORY_DAYS, groups=3), landing)
+        ingest_landed(defs, instance)
+        first = run_job(defs, "training_job", instance)
+        assert first.success
+        # Both batches re-deliver days of the test period (fresh readings, so new content):
+        # one as it was, one 15 °C hotter.
+        day = DEFAULT_START + timedelta(days=HISTORY_DAYS - 5)
+        [calm] = write_batches(SPEC, SimulationConfig(start=day, days=5, groups=3, defects=False), landing / "calm")
+        [hot] = write_batches(SPEC, SimulationConfig(start=day, days=5, groups=3, defects=False, drift=15.0), landing / "hot")
+        calm.rename(landing / "calm.csv")
+        hot.rename(landing / "hot.csv")
+        summary = ingest_landed(defs, instance)
+        keys = {key.split("__")[0]: key for key in summary.succeeded}
+        job = defs.resolve_job_def("monitoring_job")
+        reports = {label: job.execute_in_process(partition_key=keys[label], instance=instance).output_for_node("drift_report") for label in ("calm", "hot")}
+        yield {"defs": defs, "instance": instance, "reports": reports, "run_job": run_job}
+
+
+def evaluate(instance, cursor=None):
+    with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
+        return drift_sensor(context)
+
+
+def test_batch_without_drift_is_not_flagged(monitored):
+    calm = monitored["reports"]["calm"]
+    assert not calm["retrain"], calm["reasons"]
+    temperature = next(r for r in calm["features"] if r["feature"] == "temperature_c")
+    assert not temperature["drifted"]
+
+
+def test_drifted_batch_is_flagged_with_temperature_as_a_root_cause(monitored):
+    hot = monitored["reports"]["hot"]
+    assert hot["retrain"], hot["reasons"]
+    temperature = next(r for r in hot["features"] if r["feature"] == "temperature_c")
+    assert temperature["drifted"] and temperature["psi"] > 0.2 and temperature["wasserstein"] > 0.25
+    assert "temperature_c" in [c["feature"] for c in hot["root_causes"]]
+    assert hot["prediction_drift"]["psi"] >= 0 and hot["realized_mae"] is not None
+    mat = monitored["instance"].get_latest_materialization_event(dg.AssetKey("drift_report")).asset_materialization
+    assert mat.metadata["psi/temperature_c"].value > 0.2 and mat.metadata["retrain_flag"].value == 1
+
+
+def test_sensor_requests_retraining_once_and_it_ends_in_a_decision(monitored):
+    instance, defs = monitored["instance"], monitored["defs"]
+    first = evaluate(instance)
+    assert len(first.run_requests) == 1  # the calm batch asks for nothing
+    request = first.run_requests[0]
+    assert request.run_key.startswith("drift:") and request.tags["mlops/trigger"].startswith("drift_sensor:")
+    assert evaluate(instance, first.cursor).run_requests == []
+
+    before = len(defs.resources["mlflow_tracking"].registry().history())
+    defs.resolve_job_def("training_job").execute_in_process(instance=instance, tags=request.tags, raise_on_error=False)
+    history = defs.resources["mlflow_tracking"].registry().history()[before:]
+    assert history and history[0]["trigger"].startswith("drift_sensor:")
+    assert history[-1]["action"] in ("promote", "refuse")
