@@ -625,6 +625,14 @@ def markdown(report: dict[str, Any]) -> str:
         "Both implementations give the same split row counts, cleaning/merge/feature counts, lag values and column sums (checked on every run of the script).",
         "",
     ]
+    loads = [b for size in report["sizes"] for impl in IMPLEMENTATIONS for b in size[impl]["background_busy_cores_runs"]]
+    busy = sum(b >= QUIET_BUSY_CORES for b in loads)
+    if busy:
+        lines += [
+            f"Note: {busy} of {len(loads)} runs started while other processes kept ≥ {QUIET_BUSY_CORES} of the "
+            f"{m['cpu_count']} cores busy (per-run load in the JSON); medians damp but do not remove that noise.",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -83,7 +83,7 @@ def _cast_timestamp(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> pl.Dat
     ts = spec.timestamp
     dtype = frame.schema[ts]
     if dtype == pl.String:
-        parsed = _parse_text_timestamps(pl.col(ts), spec)
+        parsed = _parse_text_column(frame.get_column(ts), spec)
     elif isinstance(dtype, pl.Datetime):
         col = pl.col(ts).dt.cast_time_unit("us")
         parsed = col.dt.convert_time_zone("UTC") if dtype.time_zone else col.dt.replace_time_zone(
@@ -115,6 +115,18 @@ def _cast_timestamp(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> pl.Dat
             columns=[ts],
         )
     return out.with_columns(pl.col("__ts").alias(ts)).drop("__ts")
+
+
+def _parse_text_column(values: pl.Series, spec: DatasetSpec) -> pl.Series:
+    """The common layout (ISO-8601 with offset) in one pass; the full chain of formats only
+    for the rows it could not read (pl.coalesce would run every format on every row)."""
+    fast = values.str.strip_chars().str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%z", strict=False)
+    todo = fast.is_null() & values.is_not_null()
+    if not todo.any():
+        return fast
+    idx = todo.arg_true()
+    rest = values.gather(idx).to_frame().select(_parse_text_timestamps(pl.col(values.name), spec)).to_series()
+    return fast.scatter(idx, rest)
 
 
 def _parse_text_timestamps(column: pl.Expr, spec: DatasetSpec) -> pl.Expr:
@@ -234,14 +246,24 @@ def _null_spikes(frame: pl.DataFrame, spec: DatasetSpec, report: CleaningReport)
     return frame.with_columns(pl.when(flagged).then(None).otherwise(y).alias(spec.target.column))
 
 
+def same_key_as(offset: int, keys: list[str]) -> pl.Expr:
+    """Whether the row `offset` rows away has the same key."""
+    return pl.all_horizontal([pl.col(k) == pl.col(k).shift(offset) for k in keys]).fill_null(False)
+
+
 def _deduplicate(frame: pl.DataFrame, spec: DatasetSpec, report: CleaningReport) -> pl.DataFrame:
-    """Keep the last row per key: later rows in a file are corrections of earlier ones."""
+    """Keep the last row per key: later rows in a file are corrections of earlier ones.
+    A stable sort puts a key's rows in file order, so the last of each run wins."""
+    keys = spec.key_columns
     value_cols = [c for c in frame.columns if c != ROW_COLUMN]
-    exact = frame.height - frame.unique(subset=value_cols, keep="last", maintain_order=True).height
-    deduped = frame.unique(subset=spec.key_columns, keep="last", maintain_order=True)
+    ordered = frame.sort(keys, maintain_order=True)
+    flags = ordered.select(same_key_as(-1, keys).alias("next"), same_key_as(1, keys).alias("prev"))
+    repeated = ordered.filter(flags["next"] | flags["prev"])
+    exact = repeated.height - repeated.unique(subset=value_cols).height
+    deduped = ordered.filter(~flags["next"])
     report.exact_duplicates_dropped = exact
     report.conflicting_duplicates_dropped = frame.height - deduped.height - exact
-    return deduped.sort(spec.key_columns)
+    return deduped
 
 
 def _describe(frame: pl.DataFrame, spec: DatasetSpec, report: CleaningReport) -> None:

@@ -78,14 +78,11 @@ def build_features(history: pl.DataFrame, spec: DatasetSpec, require_target: boo
 
 def complete_grid(history: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
     """Every step between each group's first and last timestamp, missing ones as null rows."""
-    ts, freq = spec.timestamp, spec.frequency
-    bounds = history.group_by(spec.group) if spec.group else None
-    if bounds is not None:
-        spans = bounds.agg(pl.col(ts).min().alias("lo"), pl.col(ts).max().alias("hi"))
-        keys = spans.select(spec.group, pl.datetime_ranges("lo", "hi", interval=freq).alias(ts)).explode(ts)
-    else:
-        keys = history.select(pl.datetime_range(pl.col(ts).min(), pl.col(ts).max(), interval=freq).alias(ts))
-    return keys.join(history, on=spec.key_columns, how="left").sort(spec.key_columns)
+    ts = spec.timestamp
+    if not spec.group:
+        return history.sort(ts).upsample(time_column=ts, every=spec.frequency)
+    grid = history.sort(spec.key_columns).upsample(time_column=ts, every=spec.frequency, group_by=spec.group, maintain_order=True)
+    return grid.select(spec.group, ts, *[c for c in history.columns if c not in spec.key_columns])
 
 
 def _over(expr: pl.Expr, spec: DatasetSpec) -> pl.Expr:
@@ -126,25 +123,27 @@ def _lags(spec: DatasetSpec) -> list[pl.Expr]:
 
 
 def _calendar(grid: pl.DataFrame, spec: DatasetSpec) -> list[pl.Expr]:
-    """Calendar in the spec's local time zone: load follows local clocks, not UTC."""
-    local = pl.col(spec.timestamp).dt.convert_time_zone(spec.timezone)
-    local_dates = grid.select(local.dt.date().unique()).to_series().to_list()
-    holiday_dates = holiday_set(spec.holidays_country, tuple(sorted({d.year for d in local_dates if d})))
-    hour = local.dt.hour().cast(pl.Float64)
-    doy = local.dt.ordinal_day().cast(pl.Float64)
+    """Calendar in the spec's local time zone (load follows local clocks, not UTC), from one
+    time-zone conversion."""
+    wall = grid.select(pl.col(spec.timestamp).dt.convert_time_zone(spec.timezone).dt.replace_time_zone(None).alias("__wall"))
+    years = tuple(sorted(wall.get_column("__wall").dt.year().unique().drop_nulls().to_list()))
+    holidays = pl.Series(sorted(holiday_set(spec.holidays_country, years)), dtype=pl.Date)
+    w = pl.col("__wall")
+    hour, doy = w.dt.hour().cast(pl.Float64), w.dt.ordinal_day().cast(pl.Float64)
     two_pi = 2 * 3.141592653589793
-    return [
-        local.dt.hour().cast(pl.Int8).alias("hour"),
-        local.dt.weekday().cast(pl.Int8).alias("day_of_week"),
-        local.dt.month().cast(pl.Int8).alias("month"),
-        local.dt.ordinal_day().cast(pl.Int16).alias("day_of_year"),
-        (local.dt.weekday() >= 6).cast(pl.Int8).alias("is_weekend"),
-        local.dt.date().is_in(list(holiday_dates)).cast(pl.Int8).alias("is_holiday"),
+    cal = wall.select(
+        w.dt.hour().cast(pl.Int8).alias("hour"),
+        w.dt.weekday().cast(pl.Int8).alias("day_of_week"),
+        w.dt.month().cast(pl.Int8).alias("month"),
+        w.dt.ordinal_day().cast(pl.Int16).alias("day_of_year"),
+        (w.dt.weekday() >= 6).cast(pl.Int8).alias("is_weekend"),
+        w.dt.date().is_in(holidays.implode()).cast(pl.Int8).alias("is_holiday"),
         (hour * two_pi / 24).sin().alias("hour_sin"),
         (hour * two_pi / 24).cos().alias("hour_cos"),
         (doy * two_pi / 365.25).sin().alias("year_sin"),
         (doy * two_pi / 365.25).cos().alias("year_cos"),
-    ]
+    )
+    return [pl.lit(cal.get_column(c)).alias(c) for c in cal.columns]
 
 
 @lru_cache(maxsize=32)

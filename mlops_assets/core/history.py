@@ -8,9 +8,8 @@ from typing import Any
 
 import polars as pl
 
+from mlops_assets.core.cleaning import same_key_as
 from mlops_assets.core.spec import DatasetSpec
-
-_ORDER = "__batch_order"
 
 
 @dataclass
@@ -30,19 +29,15 @@ class MergeReport:
 
 def merge_batches(batches: list[tuple[str, pl.LazyFrame | pl.DataFrame]], spec: DatasetSpec) -> tuple[pl.DataFrame, MergeReport]:
     """Concatenate batches given in landing order; on a (group, timestamp) conflict the row
-    from the later batch wins, because late files carry corrections of earlier hours."""
+    from the later batch wins, because late files carry corrections of earlier hours. A
+    stable sort keeps landing order within a key, so the last row of each key run wins."""
     report = MergeReport(batches=[key for key, _ in batches])
     if not batches:
         raise ValueError("no clean batches to merge: land a file and ingest it first")
-    frames = [frame.lazy().with_columns(pl.lit(i, pl.Int32).alias(_ORDER)) for i, (_, frame) in enumerate(batches)]
-    stacked = pl.concat(frames, how="vertical_relaxed")
-    merged = (
-        stacked.sort([*spec.key_columns, _ORDER])
-        .unique(subset=spec.key_columns, keep="last", maintain_order=True)
-        .drop(_ORDER)
-        .collect()
-    )
-    report.rows_in = int(stacked.select(pl.len()).collect().item())
+    stacked = pl.concat([frame.lazy() for _, frame in batches], how="vertical_relaxed").collect()
+    merged = stacked.sort(spec.key_columns, maintain_order=True).filter(~same_key_as(-1, spec.key_columns))
+    report.rows_in = stacked.height
+    del stacked
     report.rows_out = merged.height
     report.superseded_rows = report.rows_in - report.rows_out
     report.groups = merged.get_column(spec.group).n_unique() if spec.group else 1
@@ -52,7 +47,23 @@ def merge_batches(batches: list[tuple[str, pl.LazyFrame | pl.DataFrame]], spec: 
     return merged, report
 
 
+class _HashSink:
+    """A file-like object that hashes what polars writes, without buffering it."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
 def content_hash(frame: pl.DataFrame) -> str:
     """A data version: SHA-256 of the frame's uncompressed Arrow IPC bytes (order-sensitive,
     so callers hash frames in a canonical sort)."""
-    return hashlib.sha256(frame.write_ipc(None, compression="uncompressed").getvalue()).hexdigest()[:16]
+    sink = _HashSink()
+    frame.write_ipc(sink, compression="uncompressed")
+    return sink.digest.hexdigest()[:16]

@@ -111,7 +111,7 @@ def _parse_csv(name: str, data: bytes) -> pl.DataFrame:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
-        text = data.decode("utf-8")
+        data.decode("utf-8")  # validation only: polars reads the bytes themselves
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise BatchError(
@@ -121,22 +121,17 @@ def _parse_csv(name: str, data: bytes) -> pl.DataFrame:
             "re-export the file as UTF-8",
             rows=[max(line - 1, 1)],
         ) from exc
-    header = _header(name, text)
-    _check_truncated(name, text, header)
+    end = data.find(b"\n")
+    header = _header(name, data[: end if end >= 0 else len(data)].decode("utf-8"))
+    _check_truncated(name, data, header)
     try:
-        frame = pl.read_csv(
-            io.StringIO(text),
-            infer_schema=False,
-            missing_utf8_is_empty_string=False,
-            null_values=[""],
-        )
+        return pl.read_csv(data, infer_schema=False, null_values=[""])
     except pl.exceptions.PolarsError as exc:
         raise BatchError(name, "unparseable", f"not a readable CSV file: {exc}".splitlines()[0]) from exc
-    return frame
 
 
-def _header(name: str, text: str) -> list[str]:
-    first = text.split("\n", 1)[0].rstrip("\r")
+def _header(name: str, first: str) -> list[str]:
+    first = first.rstrip("\r")
     header = next(csv.reader([first]), [])
     if not [h for h in header if h.strip()]:
         raise BatchError(name, "no_header", "the first line holds no column names")
@@ -146,18 +141,16 @@ def _header(name: str, text: str) -> list[str]:
     return header
 
 
-def _check_truncated(name: str, text: str, header: list[str]) -> None:
-    if text.endswith("\n"):
+def _check_truncated(name: str, data: bytes, header: list[str]) -> None:
+    if data.endswith(b"\n"):
         return
-    last = text.rsplit("\n", 1)[-1]
-    fields = next(csv.reader([last]), [])
+    fields = next(csv.reader([data[data.rfind(b"\n") + 1 :].decode("utf-8")]), [])
     if len(fields) != len(header):
-        row = text.count("\n")
         raise BatchError(
             name,
             "truncated",
             f"the last line has {len(fields)} of {len(header)} fields and no line end: the file was cut short",
-            rows=[row],
+            rows=[data.count(b"\n")],
         )
 
 

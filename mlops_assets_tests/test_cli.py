@@ -1,0 +1,44 @@
+"""The `mlops-assets` command, run as a user runs it: in a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def cli(home: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLOPS_HOME": str(home), "MLOPS_PROFILE": "fast", "MLOPS_SETTLE_SECONDS": "0"}
+    env.pop("DAGSTER_HOME", None)
+    return subprocess.run([sys.executable, "-m", "mlops_assets.cli", *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_simulate_writes_batches_and_continues(tmp_path):
+    first = cli(tmp_path, "simulate", "--days", "2", "--batch-days", "1", "--groups", "3")
+    assert first.returncode == 0, first.stderr
+    second = cli(tmp_path, "simulate", "--days", "1", "--groups", "3", "--format", "parquet")
+    names = sorted(p.name for p in (tmp_path / "landing").iterdir())
+    assert names == ["load_2024-01-01_2024-01-01.csv", "load_2024-01-02_2024-01-02.csv", "load_2024-01-03_2024-01-03.parquet"]
+    assert second.returncode == 0
+    bad = cli(tmp_path, "simulate", "--corrupt", "nonsense")
+    assert bad.returncode == 2 and "choose one of" in bad.stderr
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_graph_and_status_reports_it(tmp_path):
+    done = cli(tmp_path, "demo", "--days", "40", "--groups", "3")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert "training_job: SUCCESS" in out and "QUARANTINED corrupt_wrong_type" in out
+    assert "champion: v1" in out and "check registered_model.serving_smoke_test: pass" in out
+    assert (tmp_path / "mlflow.db").exists() and (tmp_path / "dagster_home" / "dagster.yaml").exists()
+    reasons = [json.loads(p.read_text()) for p in (tmp_path / "quarantine").glob("*/reason.json")]
+    assert len(reasons) == 1 and reasons[0]["reason"]["kind"] == "wrong_type"
+
+    status = cli(tmp_path, "status")
+    assert status.returncode == 0 and "champion     1" in status.stdout and "1 quarantined" in status.stdout
+
+    again = cli(tmp_path, "demo", "--days", "40", "--groups", "3")
+    assert "ingested 0 new batch(es)" in again.stdout
