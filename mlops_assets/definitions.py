@@ -53,7 +53,8 @@ def local_resources() -> dict:
         "promotion": PromotionSettings(margin=float(os.environ.get("MLOPS_PROMOTION_MARGIN", "0.02"))),
         "fairness": FairnessSettings(rule=os.environ.get("MLOPS_BIAS_RULE", "normalized")),
         "mlflow_tracking": MlflowTracking(
-            tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+            # Not MLFLOW_TRACKING_URI: mlflow.set_tracking_uri() writes that variable, so it would leak between stores.
+            tracking_uri=os.environ.get("MLOPS_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
             artifact_root=os.environ.get("MLOPS_ARTIFACT_ROOT") or str(home / "mlartifacts"),
             experiment=os.environ.get("MLOPS_EXPERIMENT", "load_forecasting"),
         ),

@@ -11,7 +11,8 @@ import pytest
 
 def cli(home: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "MLOPS_HOME": str(home), "MLOPS_PROFILE": "fast", "MLOPS_SETTLE_SECONDS": "0"}
-    env.pop("DAGSTER_HOME", None)
+    for leaked in ("DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        env.pop(leaked, None)
     return subprocess.run([sys.executable, "-m", "mlops_assets.cli", *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 

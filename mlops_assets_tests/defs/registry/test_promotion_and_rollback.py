@@ -38,6 +38,7 @@ def checks(result) -> dict:
 
 def cli(home, *args) -> subprocess.CompletedProcess:
     env = {**os.environ, "MLOPS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home"), "MLOPS_PROFILE": "fast"}
+    env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run([sys.executable, "-m", "mlops_assets.cli", *args], capture_output=True, text=True, env=env, timeout=300)
 
 
