@@ -65,9 +65,10 @@ def _print_result(result: dg.ExecuteInProcessResult, echo: Callable[[str], None]
         echo(f"  materialized {mat.asset_key.to_user_string():<16} {'' if rows is None else f'{rows.value:>9,} rows'}")
     for event in result.get_asset_check_evaluations():
         echo(f"  check {event.asset_key.to_user_string()}.{event.check_name}: {'pass' if event.passed else 'FAIL'}")
-    for event in result.all_events:
-        if event.is_step_failure:
-            echo(f"  FAILED step {event.step_key}: {event.step_failure_data.error.message.strip().splitlines()[0]}")
+    from mlops_assets.runner import step_errors
+
+    for step, message in step_errors(result):
+        echo(f"  FAILED step {step}: {message}")
 
 
 def _print_model(result: dg.ExecuteInProcessResult, echo: Callable[[str], None]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops_assets.core.promotion import rollback_target
+from mlops_assets.core.promotion import BLOCKING_CHECKS, rollback_target
 from mlops_assets.resources.registry import CHAMPION, ModelRegistry
 
 
@@ -15,8 +15,6 @@ class PromotionRefused(RuntimeError):
 
 def promote(registry: ModelRegistry, version: str, trigger: str) -> dict[str, Any]:
     tags = registry.version_tags(version)
-    from mlops_assets.defs.registry.assets import BLOCKING_CHECKS
-
     missing = [c for c in BLOCKING_CHECKS if f"check.{c}" not in tags]
     failed = [c for c in BLOCKING_CHECKS if not tags.get(f"check.{c}", "").startswith("pass")]
     if missing or failed:

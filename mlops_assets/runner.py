@@ -59,14 +59,21 @@ def run_job(defs: dg.Definitions, name: str, instance: dg.DagsterInstance) -> dg
     return defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False, run_config=quiet_run_config())
 
 
-def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+def step_errors(result: dg.ExecuteInProcessResult) -> list[tuple[str, str]]:
+    """(step, first line of the underlying error) for every failed step."""
+    errors = []
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error:
             error = event.step_failure_data.error
-            cause = error.cause or error
-            message = (cause.message if error.cls_name == "DagsterExecutionStepExecutionError" else error.message).strip()
-            return message.splitlines()[0].split(": ", 1)[-1] if message.startswith("dagster.") else message.splitlines()[0]
-    return "failed"
+            root = error.cause if error.cls_name == "DagsterExecutionStepExecutionError" and error.cause else error
+            message = root.message.strip().splitlines()[0] if root.message.strip() else root.cls_name
+            errors.append((event.step_key, message.split(": ", 1)[-1] if message.startswith("dagster.") else message))
+    return errors
+
+
+def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+    errors = step_errors(result)
+    return errors[0][1] if errors else "failed"
 
 
 def change_champion(job: str, config: dict, echo) -> int:

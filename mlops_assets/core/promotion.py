@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 
 
+BLOCKING_CHECKS = ("performance_threshold", "no_regression_vs_champion", "bias_within_threshold", "signature_and_schema", "serving_smoke_test")
+
+
 @dataclass(frozen=True)
 class Verdict:
     check: str

@@ -5,6 +5,7 @@ import dagster as dg
 import polars as pl
 
 from mlops_assets.core.promotion import (
+    BLOCKING_CHECKS,
     Verdict,
     bias_verdict,
     no_regression_vs_champion,
@@ -19,7 +20,6 @@ from mlops_assets.resources.promotion import PromotionSettings
 from mlops_assets.resources.registry import CHALLENGER, CHAMPION
 from mlops_assets.resources.tracking import MlflowTracking
 
-BLOCKING_CHECKS = ("performance_threshold", "no_regression_vs_champion", "bias_within_threshold", "signature_and_schema", "serving_smoke_test")
 CHECK_DESCRIPTIONS = {
     "performance_threshold": "Test MAPE and R2 within the value thresholds, on enough rows.",
     "no_regression_vs_champion": "MAE no worse than the serving champion's by more than the margin (paired bootstrap on the same test rows).",

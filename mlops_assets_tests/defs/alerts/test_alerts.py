@@ -123,3 +123,13 @@ def test_a_broken_channel_does_not_lose_the_alert(mlops_home, monkeypatch):
     assert outcome["log"] == "written" and outcome["webhook"].startswith("failed")
     lines = [json.loads(line) for line in (mlops_home / "alerts.log").read_text().splitlines()]
     assert [line["kind"] for line in lines] == ["check_failed", "alert_delivery_failed"]
+
+
+def test_slack_channel_posts_the_message_text(mlops_home, webhook):
+    from mlops_assets.resources.alerts import Alert, AlertChannels
+
+    received, url = webhook
+    channels = AlertChannels(log_file=str(mlops_home / "alerts.log"), slack_webhook_url=url)
+    outcome = channels.send(Alert(kind="rollback", title="rollback: champion v3 -> v1", reason="evening peak", asset="champion_model", run_id="abc"))
+    assert outcome["slack"] == "sent"
+    assert received == [{"text": "[ERROR] rollback: champion v3 -> v1\nevening peak\nasset champion_model\nrun: http://127.0.0.1:3000/runs/abc"}]
