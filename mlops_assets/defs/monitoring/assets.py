@@ -14,6 +14,8 @@ from mlops_assets.resources.registry import CHAMPION
 from mlops_assets.resources.tracking import MlflowTracking
 
 PREDICTION = "prediction"
+# Each new batch once, after its clean data and the history passed their blocking checks.
+per_batch_condition = dg.AutomationCondition.on_missing() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
 
 def _champion(mlflow_tracking: MlflowTracking):
@@ -38,7 +40,7 @@ def _pandas_inputs(frame: pl.DataFrame, spec):
     group_name="monitoring",
     partitions_def=batches,
     kinds={"mlflow", "polars"},
-    automation_condition=dg.AutomationCondition.on_missing(),
+    automation_condition=per_batch_condition,
     ins={"clean_load": dg.AssetIn(), "load_history": dg.AssetIn(metadata={"lazy": True})},
 )
 def batch_predictions(context: dg.AssetExecutionContext, clean_load: pl.DataFrame, load_history: pl.LazyFrame, dataset: DatasetSpecResource, mlflow_tracking: MlflowTracking):
@@ -77,7 +79,7 @@ def batch_predictions(context: dg.AssetExecutionContext, clean_load: pl.DataFram
     group_name="monitoring",
     partitions_def=batches,
     kinds={"polars"},
-    automation_condition=dg.AutomationCondition.on_missing(),
+    automation_condition=per_batch_condition,
     ins={
         "batch_predictions": dg.AssetIn(),
         "train_set": dg.AssetIn(metadata={"lazy": True}),

@@ -13,8 +13,10 @@ from mlops_assets.defs.metadata import counts, markdown_table
 from mlops_assets.defs.partitions import BATCHES
 from mlops_assets.resources.dataset import DatasetSpecResource
 
-# Eager, but not blocked forever by a quarantined batch: those partitions stay missing on purpose.
+# Eager, but not blocked forever by a quarantined batch (those partitions stay missing on
+# purpose). The chain runs as one run, where blocking checks already stop downstream steps.
 history_condition = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+prepared_condition = dg.AutomationCondition.eager()
 
 
 @dg.asset(
@@ -46,7 +48,7 @@ def load_history(context: dg.AssetExecutionContext, clean_load: dict[str, pl.Laz
     )
 
 
-@dg.asset(group_name="preparation", kinds={"polars", "parquet"}, automation_condition=dg.AutomationCondition.eager())
+@dg.asset(group_name="preparation", kinds={"polars", "parquet"}, automation_condition=prepared_condition)
 def features(context: dg.AssetExecutionContext, load_history: pl.DataFrame, dataset: DatasetSpecResource):
     """Calendar (local time, holidays), weather and per-group lag and rolling features of the
     target. Lags are at least the forecast horizon (day-ahead safe) and never cross groups."""
@@ -67,7 +69,7 @@ def features(context: dg.AssetExecutionContext, load_history: pl.DataFrame, data
 @dg.multi_asset(
     group_name="preparation",
     outs={
-        name: dg.AssetOut(kinds={"polars", "parquet"}, description=text, automation_condition=dg.AutomationCondition.eager())
+        name: dg.AssetOut(kinds={"polars", "parquet"}, description=text, automation_condition=prepared_condition)
         for name, text in (
             ("train_set", "Oldest share of the timestamps, for fitting."),
             ("validation_set", "The next share, for model selection and early stopping."),
@@ -95,7 +97,7 @@ def splits(context: dg.AssetExecutionContext, features: pl.DataFrame, dataset: D
         )
 
 
-@dg.asset(group_name="preparation", kinds={"polars", "json"}, automation_condition=dg.AutomationCondition.eager())
+@dg.asset(group_name="preparation", kinds={"polars", "json"}, automation_condition=prepared_condition)
 def data_profile(context: dg.AssetExecutionContext, train_set: pl.DataFrame, dataset: DatasetSpecResource) -> dg.Output:
     """Reference statistics, quantile bins and inferred schema of the training data: the
     baseline that drift and serving checks compare new data with."""
