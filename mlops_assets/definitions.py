@@ -77,7 +77,16 @@ def alert_channels(home) -> AlertChannels:
     )
 
 
-RESOURCES_BY_DEPLOYMENT = {"local": local_resources}
+def production_resources() -> dict:
+    """Postgres-backed MLflow server and explicit locations; nothing falls back to local files."""
+    required = ("MLOPS_TRACKING_URI", "MLOPS_ARTIFACT_ROOT", "MLOPS_LANDING_DIR", "MLOPS_QUARANTINE_DIR", "MLOPS_STORAGE_DIR")
+    missing = [name for name in required if not os.environ.get(name)]
+    if missing:
+        raise ValueError(f"{DEPLOYMENT_ENV_VAR}=production needs {missing} in the environment (see deploy/production.env.template)")
+    return local_resources()
+
+
+RESOURCES_BY_DEPLOYMENT = {"local": local_resources, "production": production_resources}
 
 
 def build_resources(deployment: str | None = None) -> dict:

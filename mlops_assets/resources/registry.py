@@ -26,9 +26,13 @@ class ModelRegistry:
         except MlflowException:
             self.client.create_registered_model(self.name, description="Hourly load forecaster promoted by mlops_assets.")
 
-    def register(self, model_uri: str, run_id: str, tags: dict[str, str]) -> str:
+    def register(self, model_uri: str, tags: dict[str, str]) -> str:
+        import mlflow
+
         self.ensure_model()
-        version = self.client.create_model_version(self.name, model_uri, run_id=run_id, tags={k: str(v)[:MAX_TAG_CHARS] for k, v in tags.items()})
+        # mlflow.register_model resolves a logged model's `models:/m-...` URI for any store
+        # (a tracking server needs the model id passed along, which create_model_version does not do).
+        version = mlflow.register_model(model_uri, self.name, tags={k: str(v)[:MAX_TAG_CHARS] for k, v in tags.items()})
         return str(version.version)
 
     def alias_version(self, alias: str) -> str | None:

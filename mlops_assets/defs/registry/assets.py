@@ -85,7 +85,7 @@ def registered_model(context: dg.AssetExecutionContext, fair_model: dict, model_
     registry = mlflow_tracking.registry()
     metrics = model_evaluation["challenger"]["metrics"]
     version = registry.register(
-        fair_model["model_uri"], fair_model["run_id"],
+        fair_model["model_uri"],
         tags={
             **{f"data_version.{k}": v for k, v in fair_model["data_versions"].items()},
             "dagster.run_id": context.run_id, "model_kind": fair_model["kind"], "code_version": _code_version(),
