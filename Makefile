@@ -32,8 +32,17 @@ ui: install  ## Dagster webserver + daemon on 127.0.0.1:3000, instance under MLO
 mlflow-ui: install  ## MLflow UI on 127.0.0.1:5000 over the local tracking store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLOPS_HOME)/mlflow.db --default-artifact-root $(MLOPS_HOME)/mlartifacts --host 127.0.0.1 --port 5000
 
-bench: install  ## data pipeline benchmark (writes bench/results/)
+EVIDENTLY_VENV ?= $(CURDIR)/.venv-evidently
+
+$(EVIDENTLY_VENV)/bin/python:
+	$(PYTHON) -m venv $(EVIDENTLY_VENV)
+	$(EVIDENTLY_VENV)/bin/pip install --quiet "evidently==0.7.23" "pandas==2.3.3" "numpy==2.4.6" "scipy==1.17.1" "pyarrow==26.0.1"
+
+bench: install $(EVIDENTLY_VENV)/bin/python  ## every benchmark; numbers go to bench/results/
 	$(BIN)/python bench/data_pipeline.py
+	$(BIN)/python bench/bias_report.py
+	$(BIN)/python bench/training.py
+	$(BIN)/python bench/drift.py --evidently-python $(EVIDENTLY_VENV)/bin/python
 
 clean:
 	rm -rf $(MLOPS_HOME)

@@ -20,8 +20,10 @@ bench/data_pipeline.py), so the one-hot group columns widen the model input with
 Per-model time budget: when the measurement at the previous (smaller) size predicts that the
 `full` profile would take longer than --budget seconds at this size, the script uses a
 reduced setting (fewer search candidates for xgboost / linear, fewer epochs for the LSTM,
-chosen from the estimate) and says so in the JSON and the Markdown. A worker that runs past
---timeout is stopped and reported as such.
+chosen from the estimate) and says so in the JSON and the Markdown. `--set` fixes a setting by
+hand instead (e.g. `--set xgboost@1000000:xgboost_iterations=4`, with `--set-reason` saying
+why); the automatic estimate is still stored next to it. A worker that runs past --timeout is
+stopped and reported as such.
 
 SHAP (in the xgboost worker, after the training measurement, so not part of its time or
 peak): on the same --shap-rows transformed test rows, `shap.TreeExplainer(model).shap_values`
@@ -494,8 +496,31 @@ def run_worker(model: str, input_dir: Path, overrides: dict[str, Any], shap_rows
         result_file.unlink(missing_ok=True)
 
 
+def parse_manual(items: list[str]) -> dict[tuple[str, int], dict[str, Any]]:
+    """`MODEL@ROWS:key=value[,key=value]` -> {(model, rows): overrides}."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    fields = set(full_config().__dataclass_fields__)
+    for item in items:
+        target, _, pairs = item.partition(":")
+        model, _, rows = target.partition("@")
+        if model not in MODELS or not rows.isdigit() or not pairs:
+            raise SystemExit(f"--set {item!r}: expected MODEL@ROWS:key=value[,key=value]")
+        overrides = {}
+        for pair in pairs.split(","):
+            key, _, value = pair.partition("=")
+            if key not in fields:
+                raise SystemExit(f"--set {item!r}: unknown training setting {key!r}")
+            try:
+                overrides[key] = json.loads(value)
+            except json.JSONDecodeError:
+                overrides[key] = value
+        out[(model, int(rows))] = overrides
+    return out
+
+
 def bench_size(spec: DatasetSpec, rows: int, models: tuple[str, ...], seed: int, shap_rows: int, budget_s: float,
-               timeout_s: float, previous: dict[str, dict[str, Any]]) -> dict[str, Any]:
+               timeout_s: float, previous: dict[str, dict[str, Any]],
+               manual: dict[tuple[str, int], dict[str, Any]] | None = None, manual_reason: str = "") -> dict[str, Any]:
     print(f"== {rows:,} rows: preparing model inputs", flush=True)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_training_") as tmp:
@@ -507,8 +532,11 @@ def bench_size(spec: DatasetSpec, rows: int, models: tuple[str, ...], seed: int,
         results: dict[str, Any] = {}
         for model in models:
             step = plan(model, data, previous.get(model), budget_s)
+            if manual and (model, rows) in manual:
+                step = {"overrides": manual[(model, rows)], "reduced": True, "manual": True, "estimate_s": None,
+                        "reason": manual_reason or "set by hand (--set)", "basis": "manual", "automatic_plan": step}
             if step["reduced"]:
-                print(f"   {model}: {step['reason']}; using {step['overrides']} (estimate {step['estimate_s']:.0f} s)", flush=True)
+                print(f"   {model}: {step['reason']}; using {step['overrides']} (estimate {step['estimate_s']} s)", flush=True)
             busy = busy_cores()
             run = run_worker(model, Path(tmp), step["overrides"], shap_rows if model == "xgboost" else 0, timeout_s)
             run["background_busy_cores"] = round(busy, 2)
@@ -599,12 +627,16 @@ def markdown(report: dict[str, Any]) -> str:
     reduced = [(size["rows"], model, e) for size in report["sizes"] for model, e in size["models"].items() if e["plan"]["reduced"]]
     lines.append("")
     if reduced:
-        lines.append("Reduced settings (budget per model and size: "
-                     f"{report['budget_s']:.0f} s, estimated from the previous size's measurement):")
+        lines.append(f"Reduced settings (budget per model and size: {report['budget_s']:.0f} s):")
         lines.append("")
         for rows, model, e in reduced:
             p = e["plan"]
-            lines.append(f"- {rows:,} rows, {model}: {p['reason']}; ran with {p['overrides']} (estimate {p['estimate_s']:.0f} s). Basis: {p['basis']}.")
+            if p.get("manual"):
+                auto = p["automatic_plan"]
+                auto_text = f"the automatic plan would have used {auto['overrides'] or 'the full profile'}" + (f" (full profile estimated at {auto.get('full_estimate_s', auto['estimate_s'])} s from: {auto['basis']})" if auto.get("estimate_s") is not None else "")
+                lines.append(f"- {rows:,} rows, {model}: set by hand to {p['overrides']}: {p['reason']}. For reference, {auto_text}.")
+            else:
+                lines.append(f"- {rows:,} rows, {model}: {p['reason']}; ran with {p['overrides']} (estimate {p['estimate_s']:.0f} s). Basis: {p['basis']}.")
         lines.append("")
     else:
         lines += [f"All runs used the full `{report['profile']}` profile (no estimate exceeded the {report['budget_s']:.0f} s budget).", ""]
@@ -660,6 +692,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--shap-rows", type=int, default=SHAP_ROWS, help="test rows for the SHAP comparison (0: skip)")
     parser.add_argument("--budget", type=float, default=BUDGET_S, help="seconds per model and size above which a reduced setting is used")
     parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds after which a worker is stopped")
+    parser.add_argument("--set", action="append", default=[], metavar="MODEL@ROWS:key=value[,key=value]", help="fix a (reduced) training setting by hand for one model and size")
+    parser.add_argument("--set-reason", default="", help="why --set was used (stored with the results)")
     parser.add_argument("--note", default="", help="a remark stored with the results (e.g. machine load)")
     parser.add_argument("--worker", choices=MODELS, help=argparse.SUPPRESS)
     parser.add_argument("--input-dir", type=Path, help=argparse.SUPPRESS)
@@ -676,7 +710,9 @@ def main(argv: list[str] | None = None) -> None:
     spec = load_spec()
     began = time.perf_counter()
     previous: dict[str, dict[str, Any]] = {}
-    sizes = [bench_size(spec, rows, tuple(args.models), args.seed, args.shap_rows, args.budget, args.timeout, previous) for rows in sorted(args.rows)]
+    manual = parse_manual(args.set)
+    sizes = [bench_size(spec, rows, tuple(args.models), args.seed, args.shap_rows, args.budget, args.timeout, previous, manual, args.set_reason)
+             for rows in sorted(args.rows)]
     report = {
         "benchmark": "model training (full profile) and SHAP cost",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -26,25 +26,41 @@ class DriftConfig:
     min_rows: int = 24
 
 
-def ks_statistic(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
-    """Two-sample KS statistic (largest gap between the empirical CDFs) and its asymptotic
-    p-value (scipy's `kstwo` at the effective sample size, as `ks_2samp(method="asymp")`)."""
+def _ecdf_gaps(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both empirical CDFs on the merged sorted values: (values, |F_ref - F_cur| at each)."""
+    ref, cur = np.sort(reference), np.sort(current)
+    values = np.sort(np.concatenate([ref, cur]), kind="stable")  # two sorted runs: a linear merge
+    gap = np.abs(np.searchsorted(ref, values, side="right") / ref.size - np.searchsorted(cur, values, side="right") / cur.size)
+    return values, gap
+
+
+def _ks_p_value(d: float, n_ref: int, n_cur: int) -> float:
+    """Asymptotic p-value as scipy's `ks_2samp(method="asymp")`: `kstwo` at the effective size."""
     from scipy.stats import kstwo
 
-    ref, cur = np.sort(reference), np.sort(current)
-    values = np.concatenate([ref, cur])
-    gap = np.abs(np.searchsorted(ref, values, side="right") / ref.size - np.searchsorted(cur, values, side="right") / cur.size)
+    n = n_ref * n_cur / (n_ref + n_cur)
+    return float(np.clip(kstwo.sf(d, np.round(n)), 0.0, 1.0))
+
+
+def ks_and_wasserstein(reference: np.ndarray, current: np.ndarray) -> tuple[float, float, float]:
+    """(KS statistic, its p-value, Wasserstein-1 / reference SD) from one sort of each sample:
+    KS is the largest CDF gap, Wasserstein-1 the area between the CDFs."""
+    values, gap = _ecdf_gaps(reference, current)
     d = float(gap.max())
-    n = ref.size * cur.size / (ref.size + cur.size)
-    return d, float(np.clip(kstwo.sf(d, np.round(n)), 0.0, 1.0))
+    scale = float(np.std(reference)) or 1.0
+    w = float(np.sum(gap[:-1] * np.diff(values)) / scale)
+    return d, _ks_p_value(d, reference.size, current.size), w
+
+
+def ks_statistic(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
+    """Two-sample KS statistic (largest gap between the empirical CDFs) and its p-value."""
+    d, p, _ = ks_and_wasserstein(reference, current)
+    return d, p
 
 
 def wasserstein_normalized(reference: np.ndarray, current: np.ndarray) -> float:
     """Earth mover's distance in units of the reference's standard deviation."""
-    from scipy.stats import wasserstein_distance
-
-    scale = float(np.std(reference)) or 1.0
-    return float(wasserstein_distance(reference, current) / scale)
+    return ks_and_wasserstein(reference, current)[2]
 
 
 def psi(reference_fractions: list[float], current: np.ndarray, edges: list[float]) -> float:
@@ -82,9 +98,8 @@ def feature_drift(profile: dict[str, Any], reference: dict[str, np.ndarray], cur
             ref = reference[name][np.isfinite(reference[name])]
             if cur.size == 0 or ref.size == 0:
                 continue
-            d, p = ks_statistic(ref, cur)
+            d, p, w = ks_and_wasserstein(ref, cur)
             value = psi(stats["bin_fractions"], cur, stats["bin_edges"])
-            w = wasserstein_normalized(ref, cur)
             # PSI alone overreacts to smooth features seen over a short window (all values in a
             # few bins); the shift must also be material in units of the reference's spread.
             drifted = value > config.psi_threshold and w > config.wasserstein_threshold
