@@ -1,7 +1,9 @@
 """SHAP explanations, reported per original feature (one-hot columns of a category summed).
 
-Trees: XGBoost's own TreeSHAP (`pred_contribs`) when it agrees with `shap.TreeExplainer`
-to 1e-4 on a probe sample (it is much faster), else TreeExplainer. Linear: LinearExplainer.
+Trees: XGBoost's own TreeSHAP (`pred_contribs`, limited to the early-stopping best
+iteration) when it agrees with `shap.TreeExplainer` to 1e-4 on a probe sample, else
+TreeExplainer. (With shap 0.51 both cost the same: TreeExplainer calls pred_contribs itself;
+see bench/results/training.md.) Linear: LinearExplainer.
 LSTM: a permutation explainer over the current hour's features, the window's earlier
 hours fixed to each row's real history."""
 
