@@ -65,11 +65,19 @@ class SequenceForecaster:
         positions = window_positions(frame, self.timestamp, self.group, self.window)
         return windows(feats, positions if rows is None else positions[rows])
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict(self, frame: pd.DataFrame, chunk_rows: int = 20_000) -> np.ndarray:
+        """Windows are built chunk by chunk, so memory does not grow with the frame."""
         frame = frame.reset_index(drop=True)
         if len(frame) == 0:
             return np.zeros(0)
-        scaled = self.model.predict(self._inputs(frame), batch_size=2048, verbose=0).reshape(-1)
+        feats = np.asarray(self.prep.transform(frame[self.feature_columns]), dtype=np.float32)
+        positions = window_positions(frame, self.timestamp, self.group, self.window)
+        scaled = np.concatenate(
+            [
+                self.model.predict(windows(feats, positions[start : start + chunk_rows]), batch_size=2048, verbose=0).reshape(-1)
+                for start in range(0, len(frame), chunk_rows)
+            ]
+        )
         return scaled.astype(float) * self.y_std + self.y_mean
 
     def __getstate__(self) -> dict[str, Any]:
@@ -100,8 +108,11 @@ def train_lstm(data: ModelData, config: TrainingConfig, sample_weight: np.ndarra
     rows = np.arange(len(data.train))[-config.lstm_max_train_rows :]
     X_train = forecaster._inputs(data.train.X, rows)
     y_train = ((data.train.y[rows] - y_mean) / y_std).astype(np.float32)
-    X_val = forecaster._inputs(data.validation.X)
-    y_val = ((data.validation.y - y_mean) / y_std).astype(np.float32)
+    # Early stopping needs a recent validation sample, not every window: all of them at 1M rows
+    # cost ~1 GB (rows x window x features float32).
+    val_rows = np.arange(len(data.validation))[-max(1, config.lstm_max_train_rows // 4) :]
+    X_val = forecaster._inputs(data.validation.X, val_rows)
+    y_val = ((data.validation.y[val_rows] - y_mean) / y_std).astype(np.float32)
     model = keras.Sequential(
         [
             keras.Input(shape=X_train.shape[1:]),
@@ -124,6 +135,7 @@ def train_lstm(data: ModelData, config: TrainingConfig, sample_weight: np.ndarra
         "epochs_run": len(losses["loss"]),
         "best_val_loss": float(min(losses["val_loss"])),
         "train_rows_used": int(len(rows)),
+        "validation_rows_used": int(len(val_rows)),
         "loss": "huber",
     }
     return forecaster, extra
