@@ -16,4 +16,4 @@ class FairnessSettings(dg.ConfigurableResource):
     seed: int = 42
 
     def config(self) -> BiasConfig:
-        return BiasConfig(self.rule, self.original_threshold, self.normalized_threshold, self.min_group_rows, self.bootstrap, self.seed)
+        return BiasConfig(**self.model_dump(exclude={"mitigation_tolerance"}))

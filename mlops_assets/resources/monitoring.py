@@ -15,4 +15,4 @@ class DriftSettings(dg.ConfigurableResource):
     reference_rows: int = 100_000
 
     def config(self) -> DriftConfig:
-        return DriftConfig(self.psi_threshold, self.wasserstein_threshold, self.js_threshold, self.top_k, self.weighted_threshold, self.realized_mae_tolerance)
+        return DriftConfig(**self.model_dump(exclude={"reference_rows"}))

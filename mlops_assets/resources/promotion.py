@@ -15,4 +15,4 @@ class PromotionSettings(dg.ConfigurableResource):
     smoke_rows: int = 48
 
     def policy(self) -> PromotionPolicy:
-        return PromotionPolicy(self.max_mape, self.min_r2, self.min_test_rows, self.margin, self.bootstrap, self.seed)
+        return PromotionPolicy(**self.model_dump(exclude={"smoke_rows"}))
