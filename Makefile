@@ -7,7 +7,7 @@ MLOPS_HOME ?= $(CURDIR)/.mlops
 export MLOPS_HOME
 export KERAS_BACKEND ?= jax
 
-.PHONY: install demo test ui mlflow-ui bench lint clean
+.PHONY: install demo test audit ui mlflow-ui bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ demo: install  ## set up, land demo data, run the main job on the embedded defau
 test: install  ## set up and run the whole suite
 	$(BIN)/python -m pytest
 
+AUDIT_IGNORE := .ci/pip-audit-ignore.txt
+
+audit: install  ## pip-audit every installed package; fails if any finding is not in $(AUDIT_IGNORE) or any package cannot be checked
+	$(BIN)/python -m pip list --format=freeze --exclude-editable > $(VENV)/audit-requirements.txt
+	$(BIN)/pip-audit --strict --no-deps --disable-pip --progress-spinner off -r $(VENV)/audit-requirements.txt \
+		$(addprefix --ignore-vuln ,$(shell sed -e 's/\#.*//' $(AUDIT_IGNORE)))
+
 ui: install  ## Dagster webserver + daemon on 127.0.0.1:3000, instance under MLOPS_HOME
 	mkdir -p $(MLOPS_HOME)/dagster_home
 	DAGSTER_HOME=$(MLOPS_HOME)/dagster_home $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
@@ -38,11 +45,12 @@ $(EVIDENTLY_VENV)/bin/python:
 	$(PYTHON) -m venv $(EVIDENTLY_VENV)
 	$(EVIDENTLY_VENV)/bin/pip install --quiet "evidently==0.7.23" "pandas==2.3.3" "numpy==2.4.6" "scipy==1.17.1" "pyarrow==26.0.1"
 
-bench: install $(EVIDENTLY_VENV)/bin/python  ## every benchmark; numbers go to bench/results/
-	$(BIN)/python bench/data_pipeline.py
-	$(BIN)/python bench/bias_report.py
-	$(BIN)/python bench/training.py
-	$(BIN)/python bench/drift.py --evidently-python $(EVIDENTLY_VENV)/bin/python
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+bench: install $(VENV)/.bench-installed $(EVIDENTLY_VENV)/bin/python  ## every benchmark (bench/run_all.py): bench/results.json, .md and the README's table
+	EVIDENTLY_PYTHON=$(EVIDENTLY_VENV)/bin/python $(BIN)/python bench/run_all.py --readme
 
 clean:
 	rm -rf $(MLOPS_HOME)

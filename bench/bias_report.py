@@ -27,7 +27,6 @@ import datetime as dt
 import gc
 import importlib
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.training import QUIET_BUSY_CORES, busy_cores, cpu_seconds, machine_info, peak_method, peak_rss_mb, reset_peak_rss, rss_mb  # noqa: E402
+from bench.harness import QUIET_BUSY_CORES, busy_cores, cpu_seconds, peak_method, peak_rss_mb, reset_peak_rss, rss_mb  # noqa: E402
+from bench.training import machine_info  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "bias_report.json"
 WORKER_IMPORTS = ("numpy", "pandas", "polars", "fairlearn.metrics", "mlops_assets.core.fairness")

@@ -25,9 +25,6 @@ import gc
 import importlib
 import json
 import math
-import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -42,6 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from mlops_assets.core.spec import DatasetSpec, load_spec  # noqa: E402  (no polars import)
+from bench.harness import QUIET_BUSY_CORES, cpu_seconds, machine_info, peak_method, peak_rss_mb, reset_peak_rss, rss_mb, wait_for_quiet  # noqa: E402
 
 IMPLEMENTATIONS = ("polars", "pandas")
 WORKER_IMPORTS = {
@@ -56,7 +54,6 @@ OVERLAP_DAYS = 3
 SAMPLE_ROWS = 500
 LAG_TOLERANCE = 1e-6
 SUM_TOLERANCE = 1e-9
-QUIET_BUSY_CORES = 0.3  # other processes' CPU use below which a run starts at once
 QUIET_WAIT_S = 10.0  # longest wait for a quiet machine before a run
 GOAL_SPEEDUP = 3.0
 GOAL_PEAK_MB_AT_1M = 1024.0
@@ -324,33 +321,6 @@ def report_counts(out: dict[str, Any]) -> dict[str, int]:
 # worker: one measured run in a fresh process
 
 
-def rss_mb() -> float:
-    """Current resident set size of this process, MB."""
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark (Linux >= 4.0), so ru_maxrss counts from now."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_mb() -> float:
-    """Peak RSS since start (or since `reset_peak_rss`), MB (ru_maxrss is in kB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def cpu_seconds() -> float:
-    """User + system CPU time of this process (all threads), s."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def read_landing(input_dir: Path) -> list[tuple[str, bytes]]:
     """The batch files, in landing (name) order, as (name, bytes)."""
     return [(p.name, p.read_bytes()) for p in sorted(input_dir.glob("*.csv"))]
@@ -399,7 +369,7 @@ def worker(impl: str, input_dir: Path, result_file: Path, summary: bool, profile
         "baseline_rss_mb": baseline,
         "peak_rss_mb": peak,
         "peak_mb_increase": peak - baseline,
-        "peak_method": "ru_maxrss after clear_refs reset" if reset else "ru_maxrss since process start",
+        "peak_method": peak_method(reset),
     }
     if summary:
         result["summary"] = summarize(impl, out, spec)
@@ -408,31 +378,6 @@ def worker(impl: str, input_dir: Path, result_file: Path, summary: bool, profile
 
 # ============================================================================================
 # parent: repetitions, equivalence, output
-
-
-def busy_cores(interval: float = 0.5) -> float:
-    """CPU cores kept busy by other processes right now (from /proc/stat over `interval`)."""
-
-    def sample() -> tuple[int, int]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = fields[3] + fields[4]
-        return sum(fields) - idle, sum(fields)
-
-    busy0, total0 = sample()
-    time.sleep(interval)
-    busy1, total1 = sample()
-    return (os.cpu_count() or 1) * (busy1 - busy0) / max(total1 - total0, 1)
-
-
-def wait_for_quiet(max_wait_s: float, threshold: float = QUIET_BUSY_CORES) -> float:
-    """Wait (at most `max_wait_s`) until other processes use fewer than `threshold` cores;
-    return the last reading, which is stored with the run."""
-    deadline = time.perf_counter() + max_wait_s
-    busy = busy_cores()
-    while busy >= threshold and time.perf_counter() < deadline:
-        time.sleep(1.0)
-        busy = busy_cores()
-    return busy
 
 
 def run_worker(impl: str, input_dir: Path, summary: bool, profile_file: Path | None = None) -> dict[str, Any]:
@@ -555,27 +500,6 @@ def bench_size(
     }
 
 
-def machine_info() -> dict[str, Any]:
-    """Where the numbers were taken."""
-    import numpy
-    import pandas
-    import polars
-
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
-    mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), 0)
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu,
-        "memory_gb": round(mem_kb / 2**20, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "polars": polars.__version__,
-        "pandas": pandas.__version__,
-        "numpy": numpy.__version__,
-    }
-
-
 def goals(sizes: list[dict[str, Any]]) -> dict[str, Any]:
     """The targets, reported (not asserted)."""
     largest = max(sizes, key=lambda s: s["rows"])
@@ -671,7 +595,7 @@ def main(argv: list[str] | None = None) -> None:
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "spec": spec.name,
         "repeats_requested": args.repeats,
-        "machine": machine_info(),
+        "machine": machine_info(("polars", "pandas", "numpy")),
         "sizes": sizes,
         "goals": goals(sizes),
         "total_runtime_s": round(time.perf_counter() - began, 1),

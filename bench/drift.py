@@ -50,7 +50,6 @@ import importlib
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -62,6 +61,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.harness import QUIET_BUSY_CORES, cpu_seconds, machine_info, peak_method, peak_rss_mb, reset_peak_rss, rss_mb, wait_for_quiet  # noqa: E402  (stdlib only: runs in either venv)
 
 IMPLEMENTATIONS = ("ours", "evidently")
 WORKER_IMPORTS = {
@@ -75,7 +76,6 @@ N_FEATURES = 20
 BINS = 10
 DISTRIBUTIONS = ("normal", "lognormal", "uniform", "exponential", "gamma", "student_t5", "bimodal")
 SHIFTED = {"x01": 0.5, "x05": 0.75, "x09": 1.0, "x14": 0.6, "x17": 0.8}  # column -> shift in reference SDs
-QUIET_BUSY_CORES = 0.3
 QUIET_WAIT_S = 10.0
 GOAL_SPEEDUP = 10.0
 
@@ -228,29 +228,6 @@ def verdicts_evidently(snapshot: Any) -> dict[str, dict[str, Any]]:
 # worker: one measured run in a fresh process (stdlib helpers work under either venv)
 
 
-def rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def versions(impl: str) -> dict[str, str]:
     names = ("numpy", "scipy", "polars") if impl == "ours" else ("evidently", "pandas", "numpy", "scipy", "pyarrow")
     return {n: importlib.import_module(n).__version__ for n in names} | {"python": platform.python_version()}
@@ -279,7 +256,7 @@ def worker(impl: str, input_dir: Path, result_file: Path, verdicts: bool) -> Non
         "baseline_rss_mb": baseline,
         "peak_rss_mb": peak,
         "peak_mb_increase": peak - baseline,
-        "peak_method": "ru_maxrss after clear_refs reset" if reset else "ru_maxrss since process start",
+        "peak_method": peak_method(reset),
         "versions": versions(impl),
     }
     if verdicts:  # after the measurement
@@ -289,29 +266,6 @@ def worker(impl: str, input_dir: Path, result_file: Path, verdicts: bool) -> Non
 
 # ============================================================================================
 # parent: repetitions, comparison, output
-
-
-def busy_cores(interval: float = 0.5) -> float:
-    """CPU cores kept busy by other processes right now (from /proc/stat over `interval`)."""
-
-    def sample() -> tuple[int, int]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = fields[3] + fields[4]
-        return sum(fields) - idle, sum(fields)
-
-    busy0, total0 = sample()
-    time.sleep(interval)
-    busy1, total1 = sample()
-    return (os.cpu_count() or 1) * (busy1 - busy0) / max(total1 - total0, 1)
-
-
-def wait_for_quiet(max_wait_s: float, threshold: float = QUIET_BUSY_CORES) -> float:
-    deadline = time.perf_counter() + max_wait_s
-    busy = busy_cores()
-    while busy >= threshold and time.perf_counter() < deadline:
-        time.sleep(1.0)
-        busy = busy_cores()
-    return busy
 
 
 def run_worker(impl: str, input_dir: Path, verdicts: bool, evidently_python: Path) -> dict[str, Any]:
@@ -415,21 +369,6 @@ def compare(data: dict[str, Any], ours: dict[str, Any], evidently: dict[str, Any
         "evidently_dataset": evidently.get("__dataset__"),
         "max_abs_diff_wasserstein_ours_vs_evidently": max(diffs) if diffs else None,
         "per_column": per_column,
-    }
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
-    mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), 0)
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu,
-        "memory_gb": round(mem_kb / 2**20, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
-        "loadavg_at_start": list(os.getloadavg()),
     }
 
 
@@ -564,7 +503,7 @@ def main(argv: list[str] | None = None) -> None:
     from mlops_assets.core.drift import DriftConfig
 
     began = time.perf_counter()
-    machine = machine_info()
+    machine = machine_info() | {"openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"), "loadavg_at_start": list(os.getloadavg())}
     with tempfile.TemporaryDirectory(prefix="bench_drift_") as tmp:
         print(f"== generating {args.reference_rows:,} reference + {args.current_rows:,} current rows × {N_FEATURES} features", flush=True)
         t0 = time.perf_counter()

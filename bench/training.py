@@ -50,8 +50,6 @@ import importlib
 import json
 import math
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -67,6 +65,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from mlops_assets.core.spec import DatasetSpec, load_spec  # noqa: E402  (no polars import)
+from bench.harness import QUIET_BUSY_CORES, busy_cores, cpu_seconds, peak_method, peak_rss_mb, reset_peak_rss, rss_mb  # noqa: E402
+from bench.harness import machine_info as _machine_info  # noqa: E402
 
 MODELS = ("xgboost", "linear", "lstm")
 WORKER_IMPORTS = {
@@ -85,7 +85,6 @@ TIMEOUT_S = 600.0  # a worker running longer is stopped
 SHAP_ROWS = 1000
 SHAP_REPEATS = 3
 AGREEMENT_TOLERANCE = 1e-4  # as core/explain.py
-QUIET_BUSY_CORES = 0.3  # background CPU use (cores) above which a run is marked busy
 
 
 # ============================================================================================
@@ -280,45 +279,6 @@ def describe(model: str, overrides: dict[str, Any]) -> str:
 # worker: one measured training run in a fresh process
 
 
-def rss_mb() -> float:
-    """Current resident set size of this process, MB."""
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark (Linux >= 4.0), so VmHWM counts from now."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM), MB; ru_maxrss only if /proc has no VmHWM (it would
-    include the parent's peak, inherited across exec)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def peak_method(reset: bool) -> str:
-    return "VmHWM after clear_refs reset" if reset else "VmHWM since process start"
-
-
-def cpu_seconds() -> float:
-    """User + system CPU time of this process (all threads), s."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def timed_search(timings: dict[str, float]) -> None:
     """Time `randomized_search` inside train_xgboost / train_linear (the rest is the refit)."""
     from mlops_assets.core.models import tabular
@@ -460,20 +420,6 @@ def shap_comparison(forecaster: Any, data: Any, rows: int) -> dict[str, Any]:
 # parent: runs, budget, output
 
 
-def busy_cores(interval: float = 0.5) -> float:
-    """CPU cores kept busy by other processes right now (from /proc/stat over `interval`)."""
-
-    def sample() -> tuple[int, int]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = fields[3] + fields[4]
-        return sum(fields) - idle, sum(fields)
-
-    busy0, total0 = sample()
-    time.sleep(interval)
-    busy1, total1 = sample()
-    return (os.cpu_count() or 1) * (busy1 - busy0) / max(total1 - total0, 1)
-
-
 def run_worker(model: str, input_dir: Path, overrides: dict[str, Any], shap_rows: int, timeout_s: float) -> dict[str, Any]:
     """One measured training run in a fresh interpreter; stopped after `timeout_s`."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
@@ -556,37 +502,9 @@ def bench_size(spec: DatasetSpec, rows: int, models: tuple[str, ...], seed: int,
 
 
 def machine_info() -> dict[str, Any]:
-    """Where the numbers were taken."""
-    import fairlearn
-    import jax
-    import keras
-    import numpy
-    import pandas
-    import polars
-    import shap
-    import sklearn
-    import xgboost
-
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
-    mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), 0)
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu,
-        "memory_gb": round(mem_kb / 2**20, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "polars": polars.__version__,
-        "pandas": pandas.__version__,
-        "numpy": numpy.__version__,
-        "scikit-learn": sklearn.__version__,
-        "xgboost": xgboost.__version__,
-        "keras": keras.__version__,
-        "keras_backend": keras.backend.backend(),
-        "jax": jax.__version__,
-        "shap": shap.__version__,
-        "fairlearn": fairlearn.__version__,
-    }
+    """Where the numbers were taken (bench.harness), with the ML libraries' versions."""
+    packages = ("polars", "pandas", "numpy", "scikit-learn", "xgboost", "keras", "jax", "shap", "fairlearn")
+    return _machine_info(packages) | {"keras_backend": os.environ.get("KERAS_BACKEND", "jax")}
 
 
 def _fmt_s(run: dict[str, Any]) -> str:

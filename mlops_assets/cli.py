@@ -28,27 +28,26 @@ def main() -> None:
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--no-defects", is_flag=True, help="Leave out the feed defects (gaps, duplicates, spikes, ...).")
 def simulate(days, start, groups, drift, corrupt, batch_days, file_format, seed, no_defects) -> None:
-    """Write new demo batch files (hourly load per subregion with weather) into the landing zone."""
-    from mlops_assets.core.simulate import CORRUPT_KINDS, SimulationConfig, write_batches, write_corrupt
+    """Write new demo batch files (hourly load per subregion with weather) into the landing zone
+    (MLOPS_LANDING_DIR: a local folder or a gs://bucket/prefix)."""
+    from mlops_assets.core.simulate import CORRUPT_KINDS, SimulationConfig, batch_files, corrupt_file
     from mlops_assets.core.spec import load_spec
+    from mlops_assets.demo import land_files
 
+    if corrupt and corrupt not in CORRUPT_KINDS:
+        raise click.BadParameter(f"{corrupt!r}; choose one of {', '.join(CORRUPT_KINDS)}", param_hint="--corrupt")
     settings.ensure_local_dirs()
     spec = load_spec()
-    landing = Path(settings.landing_dir())
     first = start.date() if start else _next_start()
     config = SimulationConfig(
         start=first, days=days, groups=groups, seed=seed, drift=drift, defects=not no_defects,
         batch_days=batch_days, file_format=file_format,
     )
-    if corrupt:
-        if corrupt not in CORRUPT_KINDS:
-            raise click.BadParameter(f"{corrupt!r}; choose one of {', '.join(CORRUPT_KINDS)}", param_hint="--corrupt")
-        click.echo(f"wrote {write_corrupt(spec, corrupt, landing, config)}")
-        return
-    paths = write_batches(spec, config, landing)
-    _remember_end(first, days)
-    for path in paths:
-        click.echo(f"wrote {path}")
+    files = [corrupt_file(spec, corrupt, config)] if corrupt else batch_files(spec, config)
+    for landed in land_files(files, settings.landing_dir()):
+        click.echo(f"wrote {landed}")
+    if not corrupt:
+        _remember_end(first, days)
 
 
 def _state_file() -> Path:

@@ -11,7 +11,7 @@ from mlops_assets.defs.explainability.assets import shap_summary
 from mlops_assets.defs.fairness.assets import bias_report, fair_model
 from mlops_assets.defs.ingestion.assets import clean_load, raw_load
 from mlops_assets.defs.ingestion.sensors import new_data_sensor
-from mlops_assets.defs.jobs import ingestion_job, manual_promotion_job, monitoring_job, preparation_job, rollback_job, training_job
+from mlops_assets.defs.jobs import executor_from_env, ingestion_job, manual_promotion_job, monitoring_job, preparation_job, rollback_job, training_job
 from mlops_assets.defs.monitoring.assets import batch_predictions, drift_report
 from mlops_assets.defs.monitoring.sensors import drift_sensor
 from mlops_assets.defs.schedules import daily_monitoring_schedule, weekly_retraining_schedule
@@ -22,6 +22,7 @@ from mlops_assets.defs.training.assets import candidate_model, hyperparameter_se
 from mlops_assets.resources.alerts import AlertChannels
 from mlops_assets.resources.dataset import DatasetSpecResource
 from mlops_assets.resources.fairness import FairnessSettings
+from mlops_assets.resources.gcs import is_gcs
 from mlops_assets.resources.landing import LandingZone
 from mlops_assets.resources.monitoring import DriftSettings
 from mlops_assets.resources.promotion import PromotionSettings
@@ -45,6 +46,8 @@ def local_resources() -> dict:
             archive_root=f"{storage}/raw_files",
             quarantine_root=settings.quarantine_dir(),
             settle_seconds=float(os.environ.get("MLOPS_SETTLE_SECONDS", "2")),
+            max_file_bytes=int(os.environ.get("MLOPS_MAX_FILE_BYTES", str(512 * 1024 * 1024))),
+            max_columns=int(os.environ.get("MLOPS_MAX_COLUMNS", "1000")),
         ),
         "dataset": DatasetSpecResource(path=os.environ.get("MLOPS_DATASET_SPEC", "")),
         "training": TrainingSettings(profile=os.environ.get("MLOPS_PROFILE", "full"), config_path=os.environ.get("MLOPS_TRAINING_CONFIG", "")),
@@ -83,7 +86,14 @@ def production_resources() -> dict:
     missing = [name for name in required if not os.environ.get(name)]
     if missing:
         raise ValueError(f"{DEPLOYMENT_ENV_VAR}=production needs {missing} in the environment (see deploy/production.env.template)")
-    return local_resources()
+    resources = local_resources()
+    if is_gcs(resources["landing"].root):
+        # A gs:// landing zone is listed through dagster-gcp's GCSResource (imported only then: it is slow to load).
+        # gs:// storage, archive and quarantine go through UPath/gcsfs, gs:// MLflow artifacts through google-cloud-storage.
+        from mlops_assets.resources.gcs_landing import gcs_landing
+
+        resources["landing"] = gcs_landing(resources["landing"])
+    return resources
 
 
 RESOURCES_BY_DEPLOYMENT = {"local": local_resources, "production": production_resources}
@@ -129,6 +139,7 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
             run_failure_alert_sensor,
         ],
         resources=build_resources(deployment),
+        executor=executor_from_env(),
     )
 
 

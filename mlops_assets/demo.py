@@ -6,7 +6,6 @@ import json
 import os
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
 import dagster as dg
 
@@ -17,21 +16,38 @@ MAIN_JOB = "training_job"
 DAILY_FILES = 7
 
 
+def land_files(files: list[tuple[str, bytes]], landing: str) -> list[str]:
+    """Write (name, bytes) files into the landing zone, a local folder or a gs:// prefix, as
+    whole files only (a temporary name and a rename locally, one object upload on GCS), so
+    the sensor never sees a partial file. Returns where each file landed."""
+    from mlops_assets.resources.gcs import storage_path
+    from mlops_assets.resources.landing import write_atomic
+
+    root = storage_path(landing)
+    landed = []
+    for name, data in files:
+        write_atomic(root / name, data)
+        landed.append(str(root / name))
+    return landed
+
+
 def land_demo_data(days: int, groups: int, corrupt: bool, echo: Callable[[str], None]) -> None:
     """A history file, then daily files (with the usual feed defects), then one broken file
     to show quarantine."""
-    from mlops_assets.core.simulate import DEFAULT_START, SimulationConfig, write_batches, write_corrupt
+    from mlops_assets.core.simulate import DEFAULT_START, SimulationConfig, batch_files, corrupt_file
     from mlops_assets.core.spec import load_spec
 
     spec = load_spec()
-    landing = Path(settings.landing_dir())
+    landing = settings.landing_dir()
     history_days = days - DAILY_FILES
     history = SimulationConfig(start=DEFAULT_START, days=history_days, groups=groups)
     daily = SimulationConfig(start=DEFAULT_START + timedelta(days=history_days), days=DAILY_FILES, groups=groups, batch_days=1)
-    paths = write_batches(spec, history, landing) + write_batches(spec, daily, landing)
+    files = batch_files(spec, history) + batch_files(spec, daily)
     if corrupt:
-        paths.append(write_corrupt(spec, "wrong_type", landing, daily))
+        files.append(corrupt_file(spec, "wrong_type", daily))
+    paths = land_files(files, landing)
     state = settings.mlops_home() / "simulate_state.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({"next_start": (DEFAULT_START + timedelta(days=days)).isoformat()}))
     echo(f"landed {len(paths)} demo files in {landing}")
 
@@ -44,7 +60,7 @@ def run_demo(days: int, groups: int, corrupt: bool, echo: Callable[[str], None])
 
     instance = local_instance()
     defs = build_definitions()
-    if not instance.get_dynamic_partitions(BATCHES) and not any(Path(settings.landing_dir()).iterdir()):
+    if not instance.get_dynamic_partitions(BATCHES) and _landing_is_empty(settings.landing_dir()):
         land_demo_data(days, groups, corrupt, echo)
     ingested = ingest_landed(defs, instance)
     echo(f"ingested {len(ingested.succeeded)} new batch(es); {len(ingested.duplicates)} re-delivered file(s) skipped")
@@ -55,6 +71,14 @@ def run_demo(days: int, groups: int, corrupt: bool, echo: Callable[[str], None])
     _print_model(result, echo)
     _print_next_steps(echo)
     return 0 if result.success else 1
+
+
+def _landing_is_empty(landing: str) -> bool:
+    """Whether nothing at all is in the landing zone (a local folder or a gs:// prefix)."""
+    from mlops_assets.resources.gcs import storage_path
+
+    root = storage_path(landing)
+    return not root.exists() or not any(root.iterdir())
 
 
 def _print_result(result: dg.ExecuteInProcessResult, echo: Callable[[str], None]) -> None:

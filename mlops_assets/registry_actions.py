@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops_assets.core.promotion import BLOCKING_CHECKS, rollback_target
+from mlops_assets.core.promotion import BLOCKING_CHECKS, rollback_target, serving_stack
 from mlops_assets.resources.registry import CHAMPION, ModelRegistry
 
 
@@ -22,10 +22,15 @@ def promote(registry: ModelRegistry, version: str, trigger: str) -> dict[str, An
         registry.record("refuse", version, registry.alias_version(CHAMPION), trigger, reason)
         raise PromotionRefused(f"v{version} not promoted: {reason}")
     previous = registry.alias_version(CHAMPION)
-    if previous == version:
-        return {"action": "unchanged", "version": version, "previous_champion": previous, "reason": "already champion"}
-    registry.set_alias(CHAMPION, version)
     verdicts = [{"check": c, "passed": True} for c in BLOCKING_CHECKS]
+    if previous == version:
+        served = serving_stack(registry.history())
+        if served and served[-1] == version:
+            return {"action": "unchanged", "version": version, "previous_champion": previous, "reason": "already champion"}
+        # The alias moved but the process died before the history entry: re-execution completes it.
+        before = served[-1] if served else None
+        return registry.record("promote", version, before, trigger, "all blocking checks passed (history completed on re-execution)", verdicts)
+    registry.set_alias(CHAMPION, version)
     return registry.record("promote", version, previous, trigger, "all blocking checks passed", verdicts)
 
 

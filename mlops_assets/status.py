@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import dagster as dg
 
 from mlops_assets import settings
 from mlops_assets.defs.partitions import BATCHES
+from mlops_assets.resources.gcs import storage_path
 
 
 def quarantined_batches() -> list[dict]:
-    root = Path(settings.quarantine_dir())
+    """The reason records (`<key>/reason.json`) in quarantine, a local folder or a gs:// prefix."""
+    root = storage_path(settings.quarantine_dir())
     if not root.exists():
         return []
-    return [json.loads(p.read_text()) for p in sorted(root.glob("*/reason.json"))]
+    return [json.loads(p.read_text()) for p in sorted(root.glob("*/reason.json"), key=str)]
 
 
 def print_status(echo: Callable[[str], None]) -> None:

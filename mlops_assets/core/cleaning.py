@@ -16,6 +16,7 @@ from mlops_assets.core.ingest import ROW_COLUMN, BatchError
 from mlops_assets.core.spec import ColumnSpec, DatasetSpec
 
 _OFFSET = r"([+-]\d{2}:?\d{2})$"
+_ZONED = r"(Z|[+-]\d{2}:?\d{2})$"
 _DATE_TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M")
 MAX_REPORTED_ROWS = 1000
 
@@ -28,6 +29,7 @@ class CleaningReport:
     conflicting_duplicates_dropped: int = 0
     out_of_range_nulled: dict[str, int] = field(default_factory=dict)
     spikes_nulled: int = 0
+    out_of_order_rows: int = 0
     null_counts: dict[str, int] = field(default_factory=dict)
     missing_steps: int = 0
     largest_gap_hours: float = 0.0
@@ -56,6 +58,7 @@ def clean_batch(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> tuple[pl.D
     frame = frame.select(*spec.required_columns, ROW_COLUMN)
     frame = _cast_timestamp(frame, spec, file)
     frame = _cast_keys_and_categories(frame, spec, file)
+    report.out_of_order_rows = _count_out_of_order(frame, spec)
     frame = _cast_numeric(frame, spec, file)
     frame = _apply_ranges(frame, spec, file, report)
     frame = _null_spikes(frame, spec, report)
@@ -83,8 +86,10 @@ def _cast_timestamp(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> pl.Dat
     ts = spec.timestamp
     dtype = frame.schema[ts]
     if dtype == pl.String:
+        zoned = pl.col(ts).str.strip_chars().str.contains(_ZONED).fill_null(False)
         parsed = _parse_text_column(frame.get_column(ts), spec)
     elif isinstance(dtype, pl.Datetime):
+        zoned = pl.lit(dtype.time_zone is not None)
         col = pl.col(ts).dt.cast_time_unit("us")
         parsed = col.dt.convert_time_zone("UTC") if dtype.time_zone else col.dt.replace_time_zone(
             spec.timezone, ambiguous="earliest", non_existent="null"
@@ -105,6 +110,8 @@ def _cast_timestamp(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> pl.Dat
     missing = pl.col(ts).is_null()
     if out.select(missing.any()).item():
         raise BatchError(file, "null_timestamps", "rows without a timestamp", rows=_rows(out, missing), columns=[ts])
+    if _reject_mixed_offsets(out, spec, file, zoned):
+        _reject_ambiguous_local_times(out, spec, file, ~zoned)
     off_grid = pl.col("__ts") != pl.col("__ts").dt.truncate(spec.frequency)
     if out.select(off_grid.any()).item():
         raise BatchError(
@@ -115,6 +122,60 @@ def _cast_timestamp(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> pl.Dat
             columns=[ts],
         )
     return out.with_columns(pl.col("__ts").alias(ts)).drop("__ts")
+
+
+def _reject_mixed_offsets(frame: pl.DataFrame, spec: DatasetSpec, file: str, zoned: pl.Expr) -> int:
+    """Timestamps with a UTC offset and without one in the same file: the ones without would
+    silently be read as local time, which is rarely what the exporter meant. Returns how
+    many timestamps have no offset."""
+    ts = spec.timestamp
+    present = pl.col(ts).is_not_null()
+    with_offset, without = frame.select((zoned & present).sum(), (~zoned & present).sum().alias("n")).row(0)
+    if with_offset and without:
+        raise BatchError(
+            file,
+            "mixed_timezones",
+            f"{without} timestamps have no UTC offset while {with_offset} have one; without an offset a time is read as "
+            f"{spec.timezone} wall-clock time, so mixing both is ambiguous: write every timestamp with its offset",
+            rows=_rows(frame, present & ~zoned),
+            columns=[ts],
+        )
+    return without
+
+
+def _reject_ambiguous_local_times(out: pl.DataFrame, spec: DatasetSpec, file: str, local: pl.Expr) -> None:
+    """A wall-clock time without an offset in the hour repeated when daylight saving ends
+    names two instants; taking either would silently merge or shift an hour."""
+    out = out.filter(local)
+    wall = pl.col("__ts").dt.convert_time_zone(spec.timezone).dt.replace_time_zone(None)
+    earliest = wall.dt.replace_time_zone(spec.timezone, ambiguous="earliest", non_existent="null")
+    latest = wall.dt.replace_time_zone(spec.timezone, ambiguous="latest", non_existent="null")
+    ambiguous = (earliest != latest).fill_null(False)
+    if out.select(ambiguous.any()).item():
+        examples = out.filter(ambiguous).get_column(spec.timestamp).head(3).cast(pl.String).to_list()
+        raise BatchError(
+            file,
+            "ambiguous_local_times",
+            f"timestamps without a UTC offset fall in the hour repeated when daylight saving ends in {spec.timezone} "
+            f"(e.g. {examples}), so each names two instants: write them with their offset",
+            rows=_rows(out, ambiguous),
+            columns=[spec.timestamp],
+        )
+
+
+def _count_out_of_order(frame: pl.DataFrame, spec: DatasetSpec) -> int:
+    """Rows with a new key but an earlier time than a row above them in the same group. They
+    are sorted into place (and counted); re-sent earlier keys are corrections, not counted."""
+    ts = pl.col(spec.timestamp)
+    over = [spec.group] if spec.group else None
+    step_back = ts < ts.shift(1)
+    step_back = step_back.over(over) if over else step_back
+    if not frame.select(step_back.fill_null(False).any()).item():
+        return 0  # in time order per group: the usual case, one cheap pass
+    before = ts.cum_max().shift(1)
+    before = before.over(over) if over else before
+    new_key = pl.struct(spec.key_columns).is_first_distinct()
+    return int(frame.select((new_key & (ts < before)).fill_null(False).sum()).item())
 
 
 def _parse_text_column(values: pl.Series, spec: DatasetSpec) -> pl.Series:

@@ -155,16 +155,25 @@ def simulate_batches(spec: DatasetSpec, config: SimulationConfig) -> list[tuple[
     return batches
 
 
+def batch_files(spec: DatasetSpec, config: SimulationConfig) -> list[tuple[str, bytes]]:
+    """(file name, file bytes in `config.file_format`) per batch of `simulate_batches`."""
+    return [(name, _to_bytes(frame, spec, config.file_format)) for name, frame in simulate_batches(spec, config)]
+
+
 def write_batches(spec: DatasetSpec, config: SimulationConfig, landing_dir: Path) -> list[Path]:
-    """Write the batch files of `simulate_batches` into `landing_dir` atomically; return their paths."""
-    return [
-        _write_atomic(Path(landing_dir) / name, _to_bytes(frame, spec, config.file_format))
-        for name, frame in simulate_batches(spec, config)
-    ]
+    """Write the batch files of `simulate_batches` into the local folder `landing_dir`
+    atomically; return their paths."""
+    return [_write_atomic(Path(landing_dir) / name, data) for name, data in batch_files(spec, config)]
 
 
 def write_corrupt(spec: DatasetSpec, kind: str, landing_dir: Path, config: SimulationConfig | None = None) -> Path:
-    """Write one deliberately broken file of `kind` (see `CORRUPT_KINDS`) into `landing_dir`.
+    """Write one deliberately broken file of `kind` (see `corrupt_file`) into the local folder `landing_dir`."""
+    name, data = corrupt_file(spec, kind, config)
+    return _write_atomic(Path(landing_dir) / name, data)
+
+
+def corrupt_file(spec: DatasetSpec, kind: str, config: SimulationConfig | None = None) -> tuple[str, bytes]:
+    """(file name, bytes) of one deliberately broken file of `kind` (see `CORRUPT_KINDS`).
 
     The file is one day of two groups from `config.start`, valid except for the defect.
     """
@@ -177,7 +186,7 @@ def write_corrupt(spec: DatasetSpec, kind: str, landing_dir: Path, config: Simul
     frame = simulate_frame(spec, small)
     suffix = "parquet" if kind == "parquet_wrong_schema" else "csv"
     name = f"corrupt_{kind}_{_day(config.start).isoformat()}.{suffix}"
-    return _write_atomic(Path(landing_dir) / name, _CORRUPTERS[kind](frame, spec))
+    return name, _CORRUPTERS[kind](frame, spec)
 
 
 # ---------------------------------------------------------------- time grid

@@ -1,6 +1,43 @@
+"""The jobs, and the executor that runs their steps in a deployment (MLOPS_EXECUTOR)."""
+
+import os
+from collections.abc import Mapping
+
 import dagster as dg
 
 from mlops_assets.defs.partitions import batches
+
+EXECUTOR_ENV_VAR = "MLOPS_EXECUTOR"
+START_METHOD_ENV_VAR = "MLOPS_EXECUTOR_START_METHOD"
+MAX_CONCURRENT_ENV_VAR = "MLOPS_EXECUTOR_MAX_CONCURRENT"
+EXECUTORS = ("in_process", "multiprocess")
+START_METHODS = ("forkserver", "spawn")
+
+
+def executor_from_env(env: Mapping[str, str] | None = None) -> dg.ExecutorDefinition:
+    """The executor of every job launched by the webserver or the daemon (runs from the CLI
+    always run in one process). MLOPS_EXECUTOR=in_process (default): all steps in the run's
+    own process, one after the other -- the cheapest on one small machine (bench/executors.py).
+    MLOPS_EXECUTOR=multiprocess: each step in its own process, started by
+    MLOPS_EXECUTOR_START_METHOD=forkserver (default; the code location is imported once by the
+    fork server) or spawn, at most MLOPS_EXECUTOR_MAX_CONCURRENT at a time (default: one per CPU)."""
+    env = os.environ if env is None else env
+    kind = env.get(EXECUTOR_ENV_VAR) or "in_process"
+    if kind not in EXECUTORS:
+        raise ValueError(f"{EXECUTOR_ENV_VAR}={kind!r}: choose one of {list(EXECUTORS)}")
+    if kind == "in_process":
+        return dg.in_process_executor
+    start_method = env.get(START_METHOD_ENV_VAR) or "forkserver"
+    if start_method not in START_METHODS:
+        raise ValueError(f"{START_METHOD_ENV_VAR}={start_method!r}: choose one of {list(START_METHODS)}")
+    config: dict = {"start_method": {start_method: {}}}
+    max_concurrent = env.get(MAX_CONCURRENT_ENV_VAR)
+    if max_concurrent:
+        if not max_concurrent.isdigit() or int(max_concurrent) < 1:
+            raise ValueError(f"{MAX_CONCURRENT_ENV_VAR}={max_concurrent!r}: give a whole number of processes, at least 1")
+        config["max_concurrent"] = int(max_concurrent)
+    return dg.multiprocess_executor.configured(config)
+
 
 ingestion_job = dg.define_asset_job(
     "ingestion_job",

@@ -11,7 +11,12 @@ import dagster as dg
 import polars as pl
 from upath import UPath
 
+from mlops_assets.resources.gcs import storage_path
 from mlops_assets.resources.landing import write_atomic
+
+
+def _is_local(path: UPath) -> bool:
+    return path.protocol in ("", "file", "local")
 
 
 def table_schema(frame: pl.DataFrame) -> dg.TableSchema:
@@ -45,9 +50,12 @@ class PolarsParquetIOManager(dg.UPathIOManager):
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
         if path.exists():
+            if not _is_local(path):  # through gcsfs (its endpoint and credentials), not polars' own cloud reader
+                frame = pl.read_parquet(path.read_bytes())
+                return frame.lazy() if context.definition_metadata.get("lazy") else frame
             if context.definition_metadata.get("lazy"):
                 return pl.scan_parquet(str(path))
-            return pl.read_parquet(path.read_bytes()) if path.protocol not in ("", "file", "local") else pl.read_parquet(str(path))
+            return pl.read_parquet(str(path))
         json_path = path.with_suffix(".json")
         if json_path.exists():
             return json.loads(json_path.read_text())
@@ -65,11 +73,20 @@ class PolarsParquetIOManager(dg.UPathIOManager):
     def path_exists(self, path: UPath) -> bool:
         return path.exists() or path.with_suffix(".json").exists()
 
+    def make_directory(self, path: UPath) -> None:
+        """Object stores have no folders: nothing to make there."""
+        if _is_local(path):
+            path.mkdir(parents=True, exist_ok=True)
+
 
 class TableStorage(dg.ConfigurableIOManagerFactory):
-    """Where asset values are stored: a local folder or a gs:// prefix."""
+    """Where asset values are stored: a local folder or a gs:// prefix (through gcsfs; see
+    `resources/gcs.py` for the endpoint and credentials). Each value is serialized whole in
+    memory first, then written in one piece: a temp file renamed into place locally, one
+    object upload on GCS (an object is visible only once its upload completed), so a failed
+    write never leaves a partial or mixed value behind."""
 
     base_dir: str
 
     def create_io_manager(self, context: dg.InitResourceContext) -> PolarsParquetIOManager:
-        return PolarsParquetIOManager(base_path=UPath(self.base_dir))
+        return PolarsParquetIOManager(base_path=storage_path(self.base_dir))

@@ -14,6 +14,17 @@ from typing import Any, Iterator
 import dagster as dg
 
 
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes of this machine (held while the block runs)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 class MlflowTracking(dg.ConfigurableResource):
     """Tracking URI (default `sqlite:///$MLOPS_HOME/mlflow.db`), artifact root, experiment."""
 
@@ -23,6 +34,19 @@ class MlflowTracking(dg.ConfigurableResource):
     registered_model: str = "load_forecaster"
     mlflow_ui_url: str = "http://127.0.0.1:5000"
     dagster_ui_url: str = "http://127.0.0.1:3000"
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Point the process-global MLflow (load_model, register_model, log_model) at this
+        store in every process that uses the resource: with the multiprocess executor each
+        step is a fresh process, which otherwise would fall back to a local ./mlflow.db.
+        A SQLite store is created under a file lock: parallel steps would race on its tables."""
+        if not self.tracking_uri.startswith("sqlite:///"):
+            self.client()
+            return
+        with _file_lock(Path(self.tracking_uri.removeprefix("sqlite:///") + ".lock")):
+            client = self.client()
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
 
     def client(self):
         import mlflow

@@ -54,7 +54,7 @@ def _reason(metadata: dict) -> str:
 @dg.run_failure_sensor(name="run_failure_alert_sensor", default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30)
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts: AlertChannels) -> None:
     """One alert per failed run, with the failing steps' errors."""
-    steps = [f"{e.step_key}: {e.event_specific_data.error.message.strip().splitlines()[0]}" for e in context.get_step_failure_events() if e.event_specific_data and e.event_specific_data.error]
+    steps = [f"{e.step_key}: {_root_message(e.event_specific_data.error)}" for e in context.get_step_failure_events() if e.event_specific_data and e.event_specific_data.error]
     alerts.send(
         Alert(
             kind="run_failed",
@@ -64,3 +64,12 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts: AlertC
             run_id=context.dagster_run.run_id,
         )
     )
+
+
+def _root_message(error) -> str:
+    """First line of the error that caused a step failure, not Dagster's wrapper around it
+    ("Error occurred while executing op ..."), so the alert says what went wrong."""
+    if error.cls_name == "DagsterExecutionStepExecutionError" and error.cause:
+        error = error.cause
+    lines = error.message.strip().splitlines()
+    return lines[0] if lines else error.cls_name

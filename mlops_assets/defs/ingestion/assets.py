@@ -23,11 +23,14 @@ from mlops_assets.resources.landing import LandingZone
 )
 def raw_load(context: dg.AssetExecutionContext, landing: LandingZone):
     """One landed batch file as received: bytes archived unchanged (with their SHA-256) and
-    parsed into a frame, every CSV column still text. A file that cannot be parsed is
-    quarantined with the reason."""
-    landed, data = landing.read_archived(context.partition_key)
+    parsed into a frame, every CSV column still text. A file that cannot be parsed, or was
+    refused on arrival (too large, a symbolic link), is quarantined with the reason."""
+    landed = landing.manifest(context.partition_key)
     try:
-        frame = parse_batch(landed.name, data)
+        if landed.refused:
+            raise BatchError(landed.name, landed.refused["kind"], landed.refused["message"])
+        landed, data = landing.read_archived(context.partition_key)
+        frame = parse_batch(landed.name, data, landing.max_columns)
     except BatchError as error:
         yield from quarantine_and_fail(context, landing, error, "readable", "raw_load")
         return

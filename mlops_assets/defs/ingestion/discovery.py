@@ -20,13 +20,13 @@ class Discovery:
 
 
 def discover_batches(landing: LandingZone, known_keys: set[str], seen: dict[str, list]) -> Discovery:
-    """New batches in landing order. A file is re-hashed only when its size or mtime changed
-    since the last look (`seen`); content already known (the same bytes landed again, under
-    any name) is never new twice."""
+    """New batches in landing order. A file is re-hashed only when its fingerprint (size and
+    mtime; size and generation on GCS) changed since the last look (`seen`); content already
+    known (the same bytes landed again, under any name) is never new twice."""
     result = Discovery()
     taken = {content_id(key) for key in known_keys}
     for stat in landing.list_files():
-        fingerprint = [stat.size, stat.mtime]
+        fingerprint = stat.fingerprint()
         previous = seen.get(stat.name)
         if previous and previous[:2] == fingerprint:
             result.seen[stat.name] = previous

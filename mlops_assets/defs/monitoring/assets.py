@@ -1,5 +1,7 @@
 """Monitoring: per batch, the champion's predictions and a drift report against the training data."""
 
+import functools
+
 import dagster as dg
 import numpy as np
 import polars as pl
@@ -19,13 +21,23 @@ per_batch_condition = dg.AutomationCondition.on_missing() & dg.AutomationConditi
 
 
 def _champion(mlflow_tracking: MlflowTracking):
-    import mlflow.pyfunc
-
+    """(version, pyfunc model) of the current champion. The alias is resolved on every call;
+    the model of a given version never changes, so it is loaded once per process (both
+    monitoring steps of a run share it when they run in one process)."""
     registry = mlflow_tracking.registry()
     version = registry.alias_version(CHAMPION)
     if version is None:
         raise dg.Failure("no champion model yet: run training_job (or `mlops-assets demo`) first")
-    return version, mlflow.pyfunc.load_model(f"models:/{registry.name}@{CHAMPION}")
+    return version, _load_model(mlflow_tracking.tracking_uri, registry.model_uri(version))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_model(tracking_uri: str, model_uri: str):
+    """The pyfunc model at a version URI; `tracking_uri` (the process-wide store MlflowTracking
+    set up) is part of the cache key, so two stores never share an entry."""
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(model_uri)
 
 
 def _pandas_inputs(frame: pl.DataFrame, spec):
@@ -42,6 +54,8 @@ def _pandas_inputs(frame: pl.DataFrame, spec):
     kinds={"mlflow", "polars"},
     automation_condition=per_batch_condition,
     ins={"clean_load": dg.AssetIn(), "load_history": dg.AssetIn(metadata={"lazy": True})},
+    # Predicted by the serving champion: on a fresh deployment, batches wait for the first one.
+    deps=[dg.AssetKey("champion_model")],
 )
 def batch_predictions(context: dg.AssetExecutionContext, clean_load: pl.DataFrame, load_history: pl.LazyFrame, dataset: DatasetSpecResource, mlflow_tracking: MlflowTracking):
     """The champion's forecast for every row of the batch (features built from the batch on
@@ -83,16 +97,21 @@ def batch_predictions(context: dg.AssetExecutionContext, clean_load: pl.DataFram
     ins={
         "batch_predictions": dg.AssetIn(),
         "train_set": dg.AssetIn(metadata={"lazy": True}),
-        "test_set": dg.AssetIn(),
+        "test_set": dg.AssetIn(metadata={"lazy": True}),
         "data_profile": dg.AssetIn(),
         "shap_summary": dg.AssetIn(),
     },
 )
-def drift_report(context: dg.AssetExecutionContext, batch_predictions: pl.DataFrame, train_set: pl.LazyFrame, test_set: pl.DataFrame, data_profile: dict, shap_summary: dict, dataset: DatasetSpecResource, drift: DriftSettings, fairness: FairnessSettings, mlflow_tracking: MlflowTracking, alerts: AlertChannels):
+def drift_report(context: dg.AssetExecutionContext, batch_predictions: pl.DataFrame, train_set: pl.LazyFrame, test_set: pl.LazyFrame, data_profile: dict, shap_summary: dict, dataset: DatasetSpecResource, drift: DriftSettings, fairness: FairnessSettings, mlflow_tracking: MlflowTracking, alerts: AlertChannels):
     """Per batch: drift of every feature against the training data (KS, normalised
     Wasserstein, PSI on the profile's bins; Jensen-Shannon for categories), drift per group,
     prediction drift against the champion's test predictions, realized error where actuals
-    are present, per-group bias on labelled rows, and the retrain verdict with root causes."""
+    are present, per-group bias on labelled rows, and the retrain verdict with root causes.
+
+    The cost does not grow with the history: the training reference is an evenly spaced sample
+    of at most `reference_rows` rows (only the profiled columns are read), and the champion's
+    reference predictions and test error come from the newest `prediction_reference_days` of
+    the test set."""
     from mlops_assets.core.drift import feature_drift, ks_statistic, psi, retrain_verdict, wasserstein_normalized
     from mlops_assets.core.features import CALENDAR_COLUMNS
     from mlops_assets.core.fairness import bias_report as build_bias_report
@@ -100,9 +119,10 @@ def drift_report(context: dg.AssetExecutionContext, batch_predictions: pl.DataFr
     from mlops_assets.core.profile import bin_fractions, quantile_bin_edges
 
     spec, config = dataset.load(), drift.config()
-    reference = _reference_sample(train_set, drift.reference_rows)
     # Calendar columns are functions of the clock: a batch of two days always "drifts" in them.
     columns = [c for c in data_profile["columns"] if c not in CALENDAR_COLUMNS]
+    reference = _reference_sample(train_set, [*([spec.group] if spec.group else []), *columns], drift.reference_rows)
+    test_set = _newest_days(test_set, spec.timestamp, drift.prediction_reference_days)
     current = {c: _values(batch_predictions, c) for c in columns if c in batch_predictions.columns}
     profile = {**data_profile, "columns": {c: data_profile["columns"][c] for c in columns}}
     rows = feature_drift(profile, {c: _values(reference, c) for c in columns}, current, config)
@@ -123,7 +143,8 @@ def drift_report(context: dg.AssetExecutionContext, batch_predictions: pl.DataFr
         if bias["biased"]:
             alerts.send(Alert(kind="bias_drift", title=f"bias rule crossed on batch {context.partition_key}", reason="; ".join(bias["reasons"]), asset="drift_report", partition=context.partition_key, severity="WARN", run_id=context.run_id))
     table = pl.DataFrame(rows)
-    report = {"batch": context.partition_key, "champion_version": version, "features": rows, "prediction_drift": prediction, "realized_mae": realized_mae, "test_mae": test_mae, "by_group": by_group, "bias": bias, **verdict}
+    reference_window = _reference_window(reference, test_set, spec.timestamp)
+    report = {"batch": context.partition_key, "champion_version": version, "features": rows, "prediction_drift": prediction, "realized_mae": realized_mae, "test_mae": test_mae, "by_group": by_group, "bias": bias, "reference": reference_window, **verdict}
     metadata = {
         "retrain": verdict["retrain"],
         "retrain_flag": int(verdict["retrain"]),
@@ -133,6 +154,8 @@ def drift_report(context: dg.AssetExecutionContext, batch_predictions: pl.DataFr
         "features": markdown_table(table.select([c for c in table.columns if c != "kind"]).sort("score", descending=True) if table.height else table),
         "root_causes": markdown_table(pl.DataFrame(verdict["root_causes"])),
         "champion_version": version,
+        "reference_training_rows": reference_window["training_rows"],
+        "reference_test_rows": reference_window["test_rows"],
         **{f"psi/{r['feature']}": r["psi"] for r in rows if r["psi"] is not None},
         **{f"ks/{r['feature']}": r["ks"] for r in rows if r["ks"] is not None},
         **{f"wasserstein/{r['feature']}": r["wasserstein"] for r in rows if r["wasserstein"] is not None},
@@ -150,10 +173,31 @@ def _values(frame: pl.DataFrame, column: str) -> np.ndarray:
     return series.cast(pl.String).to_numpy() if series.dtype == pl.String else series.cast(pl.Float64).to_numpy()
 
 
-def _reference_sample(train_set: pl.LazyFrame, rows: int) -> pl.DataFrame:
+def _reference_sample(train_set: pl.LazyFrame, columns: list[str], rows: int) -> pl.DataFrame:
+    """Every k-th training row (at most about `rows`); only those of `columns` the training
+    data has are read from storage."""
+    names = set(train_set.collect_schema().names())
     total = train_set.select(pl.len()).collect().item()
     step = max(1, total // rows)
-    return train_set.gather_every(step).collect()
+    return train_set.select([c for c in dict.fromkeys(columns) if c in names]).gather_every(step).collect()
+
+
+def _reference_window(reference: pl.DataFrame, test_rows: pl.DataFrame, timestamp: str) -> dict:
+    """What the batch was compared with: the training sample's size and the test rows behind
+    the prediction reference and test error."""
+    ts = test_rows.get_column(timestamp)
+    return {
+        "training_rows": reference.height,
+        "test_rows": test_rows.height,
+        "test_from": str(ts.min()) if test_rows.height else None,
+        "test_to": str(ts.max()) if test_rows.height else None,
+    }
+
+
+def _newest_days(frame: pl.LazyFrame, timestamp: str, days: int) -> pl.DataFrame:
+    """The rows of the newest `days` days (all of a shorter frame)."""
+    ts = pl.col(timestamp)
+    return frame.filter(ts > ts.max() - pl.duration(days=days)).collect()
 
 
 def _group_drift(current: pl.DataFrame, reference: pl.DataFrame, spec, features: list[str], bins: int) -> list[dict]:

@@ -5,7 +5,6 @@ import polars as pl
 
 from mlops_assets.core.features import feature_columns, lag_mismatches
 from mlops_assets.core.ingest import BatchError
-from mlops_assets.core.schemas import validate_clean
 from mlops_assets.core.splitting import split_is_time_ordered
 from mlops_assets.defs.metadata import markdown_table
 from mlops_assets.resources.dataset import DatasetSpecResource
@@ -15,6 +14,9 @@ MAX_FEATURE_NULL_FRACTION = 0.01
 
 @dg.asset_check(asset="load_history", blocking=True, description="The merged history satisfies the spec's pandera schema: types, ranges, unique (group, timestamp).")
 def history_matches_schema(load_history: pl.DataFrame, dataset: DatasetSpecResource) -> dg.AssetCheckResult:
+    # pandera (and with it pandas) is imported here, not when the code location loads.
+    from mlops_assets.core.schemas import validate_clean
+
     spec = dataset.load()
     try:
         validate_clean(load_history, spec, "load_history")

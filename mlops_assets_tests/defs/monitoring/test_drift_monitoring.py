@@ -38,7 +38,7 @@ def monitored(tmp_path_factory):
         keys = {key.split("__")[0]: key for key in summary.succeeded}
         job = defs.resolve_job_def("monitoring_job")
         reports = {label: job.execute_in_process(partition_key=keys[label], instance=instance).output_for_node("drift_report") for label in ("calm", "hot")}
-        yield {"defs": defs, "instance": instance, "reports": reports, "run_job": run_job}
+        yield {"defs": defs, "instance": instance, "reports": reports, "run_job": run_job, "keys": keys, "home": home}
 
 
 def evaluate(instance, cursor=None):
@@ -77,3 +77,66 @@ def test_sensor_requests_retraining_once_and_it_ends_in_a_decision(monitored):
     history = defs.resources["mlflow_tracking"].registry().history()[before:]
     assert history and history[0]["trigger"].startswith("drift_sensor:")
     assert history[-1]["action"] in ("promote", "refuse")
+
+
+def test_drift_report_compares_with_a_bounded_reference(monitored):
+    """The per-batch cost must not grow with the history: the champion's reference predictions
+    come from the newest `prediction_reference_days` of the test set only, and the training
+    reference from at most `reference_rows` rows."""
+    import polars as pl
+
+    from mlops_assets.defs.monitoring.assets import drift_report
+    from mlops_assets.resources.monitoring import DriftSettings
+
+    defs, instance, home = monitored["defs"], monitored["instance"], monitored["home"]
+    resources = {**defs.resources, "drift": DriftSettings(prediction_reference_days=2, reference_rows=50)}
+    result = dg.materialize(
+        defs.assets, selection=[drift_report], partition_key=monitored["keys"]["calm"], instance=instance, resources=resources
+    )
+    report = result.output_for_node("drift_report")["reference"]
+
+    test_set = pl.read_parquet(home / "storage" / "test_set.parquet")
+    ts = pl.col(SPEC.timestamp)
+    newest = test_set.filter(ts > ts.max() - pl.duration(days=2))
+    assert 0 < newest.height < test_set.height  # the window really cuts the test set here
+    assert report["test_rows"] == newest.height
+    assert report["test_to"] == str(test_set.get_column(SPEC.timestamp).max())
+    assert report["test_from"] == str(newest.get_column(SPEC.timestamp).min())
+    train_rows = pl.scan_parquet(home / "storage" / "train_set.parquet").select(pl.len()).collect().item()
+    assert train_rows > 100 and report["training_rows"] <= 2 * 50
+    # the defaults keep the whole (short) test set of this small history
+    assert monitored["reports"]["calm"]["reference"]["test_rows"] == test_set.height
+
+
+def test_monitoring_follows_the_champion_alias_when_it_moves(monitored):
+    """The monitoring steps keep a loaded model per registry version (bench/incremental.py):
+    moving `champion` to another version must switch the model the next batch is scored with."""
+    defs, instance = monitored["defs"], monitored["instance"]
+    registry = defs.resources["mlflow_tracking"].registry()
+    versions = sorted(int(v.version) for v in registry.client.search_model_versions(f"name='{registry.name}'"))
+    assert len(versions) >= 2, "the sensor test's retraining registers a second version"
+    monitoring = defs.resolve_job_def("monitoring_job")
+    key = monitored["keys"]["calm"]
+    before = monitoring.execute_in_process(partition_key=key, instance=instance)
+    current = before.output_for_node("drift_report")["champion_version"]
+    other = str(next(v for v in versions if str(v) != current))
+
+    moved = defs.resolve_job_def("manual_promotion_job").execute_in_process(
+        instance=instance, run_config={"ops": {"champion_model": {"config": {"action": "force_promote", "reason": "test: move the alias", "version": other}}}}
+    )
+    assert moved.success and registry.alias_version("champion") == other
+    after = monitoring.execute_in_process(partition_key=key, instance=instance)
+    assert after.output_for_node("drift_report")["champion_version"] == other
+    assert set(after.output_for_node("batch_predictions").get_column("model_version").to_list()) == {other}
+    assert set(before.output_for_node("batch_predictions").get_column("model_version").to_list()) == {current}
+    # and the predictions are that version's, not the previously loaded model's
+    import mlflow.pyfunc
+    import numpy as np
+
+    from mlops_assets.core.models.data import input_columns
+
+    scored = after.output_for_node("batch_predictions")
+    inputs = scored.select(input_columns(SPEC)).to_pandas()
+    inputs[SPEC.timestamp] = inputs[SPEC.timestamp].dt.tz_convert("UTC").dt.tz_localize(None)
+    expected = np.asarray(mlflow.pyfunc.load_model(registry.model_uri(other)).predict(inputs), float)
+    np.testing.assert_allclose(scored.get_column("prediction").to_numpy(), expected, rtol=1e-9)

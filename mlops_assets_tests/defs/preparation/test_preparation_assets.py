@@ -83,3 +83,15 @@ def test_eager_automation_requests_preparation_after_ingestion(defs, instance, l
     assert requested == {"load_history", "features", "train_set", "validation_set", "test_set", "data_profile"}
     quiet = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=after.cursor)
     assert quiet.total_requested == 0
+
+
+def test_batches_wait_for_a_champion_before_they_are_predicted(defs, instance, landing_dir):
+    """On a fresh deployment the automation sensor prepares the data but does not start
+    batch_predictions runs that could only fail: they wait for champion_model."""
+    before = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    land_history(landing_dir)
+    ingest_landed(defs, instance)
+    assert run_job(defs, "preparation_job", instance).success
+    after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
+    requested = {r.key.to_user_string() for r in after.results if r.true_subset.size}
+    assert after.total_requested == 0 and not requested & {"batch_predictions", "drift_report"}, requested
