@@ -36,6 +36,19 @@ class ModelData:
     numeric: list[str]
     timestamp: str
     group: str | None
+    train_rows_available: int = 0  # training rows before `max_train_rows` (len(train) = rows used)
+
+
+def newest_rows(frame: pl.DataFrame, timestamp: str, max_rows: int | None) -> pl.DataFrame:
+    """The newest whole timestamps of `frame` holding at most `max_rows` rows: every group
+    keeps its most recent history and all groups of one hour stay together. The whole frame
+    when it fits (or `max_rows` is None); at least the newest timestamp otherwise."""
+    if max_rows is None or frame.height <= max_rows:
+        return frame
+    per_hour = frame.group_by(timestamp).len().sort(timestamp, descending=True)
+    fits = per_hour.filter(pl.col("len").cum_sum() <= max_rows)
+    cut = (fits if fits.height else per_hour.head(1)).get_column(timestamp).min()
+    return frame.filter(pl.col(timestamp) >= cut)
 
 
 def input_columns(spec: DatasetSpec) -> list[str]:
@@ -57,11 +70,13 @@ def to_split(frame: pl.DataFrame, spec: DatasetSpec) -> Split:
     )
 
 
-def model_data(train: pl.DataFrame, validation: pl.DataFrame, test: pl.DataFrame, spec: DatasetSpec) -> ModelData:
+def model_data(train: pl.DataFrame, validation: pl.DataFrame, test: pl.DataFrame, spec: DatasetSpec, max_train_rows: int | None = None) -> ModelData:
+    """Pandas inputs for the three splits; the training split cut to its newest
+    `max_train_rows` rows (whole hours) before conversion, so the cut rows never cost memory."""
     categorical = categorical_columns(spec)
     features = feature_columns(spec)
     return ModelData(
-        train=to_split(train, spec),
+        train=to_split(newest_rows(train, spec.timestamp, max_train_rows), spec),
         validation=to_split(validation, spec),
         test=to_split(test, spec),
         feature_columns=features,
@@ -69,4 +84,5 @@ def model_data(train: pl.DataFrame, validation: pl.DataFrame, test: pl.DataFrame
         numeric=[c for c in features if c not in categorical],
         timestamp=spec.timestamp,
         group=spec.group,
+        train_rows_available=train.height,
     )

@@ -60,17 +60,27 @@ class SequenceForecaster:
     model: Any = field(repr=False)
     kind: str = "lstm"
 
+    def _features(self, frame: pd.DataFrame, chunk_rows: int = 100_000) -> np.ndarray:
+        """The scaled feature matrix (float32), transformed chunk by chunk so the float64
+        one-hot matrix of a large frame is never built whole."""
+        X = frame[self.feature_columns]
+        out = np.empty((len(X), len(self.prep.get_feature_names_out())), dtype=np.float32)
+        for start in range(0, len(X), chunk_rows):
+            out[start : start + chunk_rows] = self.prep.transform(X.iloc[start : start + chunk_rows])
+        return out
+
     def _inputs(self, frame: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
-        feats = np.asarray(self.prep.transform(frame[self.feature_columns]), dtype=np.float32)
+        feats = self._features(frame)
         positions = window_positions(frame, self.timestamp, self.group, self.window)
         return windows(feats, positions if rows is None else positions[rows])
 
-    def predict(self, frame: pd.DataFrame, chunk_rows: int = 20_000) -> np.ndarray:
-        """Windows are built chunk by chunk, so memory does not grow with the frame."""
+    def predict(self, frame: pd.DataFrame, chunk_rows: int = 4096) -> np.ndarray:
+        """Windows are built chunk by chunk, so memory does not grow with the frame (chunks of
+        20,000 windows cost ~550 MB more peak at 1M rows than chunks of 4,096, at no gain in time)."""
         frame = frame.reset_index(drop=True)
         if len(frame) == 0:
             return np.zeros(0)
-        feats = np.asarray(self.prep.transform(frame[self.feature_columns]), dtype=np.float32)
+        feats = self._features(frame)
         positions = window_positions(frame, self.timestamp, self.group, self.window)
         scaled = np.concatenate(
             [
@@ -102,10 +112,12 @@ class SequenceForecaster:
 def train_lstm(data: ModelData, config: TrainingConfig, sample_weight: np.ndarray | None = None) -> tuple[SequenceForecaster, dict[str, Any]]:
     keras = _keras()
     keras.utils.set_random_seed(config.seed)
-    prep = preprocessor(data, scale=True).fit(data.train.X[data.feature_columns])
-    y_mean, y_std = float(data.train.y.mean()), float(data.train.y.std() or 1.0)
-    forecaster = SequenceForecaster(prep, y_mean, y_std, config.lstm_window, data.feature_columns, data.timestamp, data.group, None)
+    # The LSTM learns from the newest `lstm_max_train_rows` rows: scalers are fitted on those
+    # (training rows all the same), not on a larger frame's dense one-hot matrix.
     rows = np.arange(len(data.train))[-config.lstm_max_train_rows :]
+    prep = preprocessor(data, scale=True).fit(data.train.X[data.feature_columns].iloc[rows])
+    y_mean, y_std = float(data.train.y[rows].mean()), float(data.train.y[rows].std() or 1.0)
+    forecaster = SequenceForecaster(prep, y_mean, y_std, config.lstm_window, data.feature_columns, data.timestamp, data.group, None)
     X_train = forecaster._inputs(data.train.X, rows)
     y_train = ((data.train.y[rows] - y_mean) / y_std).astype(np.float32)
     # Early stopping needs a recent validation sample, not every window: all of them at 1M rows

@@ -21,8 +21,13 @@ class TabularForecaster:
     feature_columns: list[str]
     kind: str
 
-    def predict(self, frame) -> np.ndarray:
-        return np.asarray(self.pipeline.predict(frame[self.feature_columns]), dtype=float)
+    def predict(self, frame, chunk_rows: int = 100_000) -> np.ndarray:
+        """Row by row independent, so predicted in chunks: the dense one-hot matrix of a large
+        frame is never built whole."""
+        X = frame[self.feature_columns]
+        if len(X) <= chunk_rows:
+            return np.asarray(self.pipeline.predict(X), dtype=float)
+        return np.concatenate([np.asarray(self.pipeline.predict(X.iloc[start : start + chunk_rows]), dtype=float) for start in range(0, len(X), chunk_rows)])
 
 
 def preprocessor(data: ModelData, scale: bool):

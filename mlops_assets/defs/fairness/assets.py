@@ -84,7 +84,13 @@ def fair_model(context: dg.AssetExecutionContext, candidate_model: dict, bias_re
             {**candidate_model, "mitigation": {"applied": False, "reason": reason, "bias_after": bias_report}},
             metadata={"mitigation": reason, "model": candidate_model["kind"], "model_uri": candidate_model["model_uri"]},
         )
-    return _mitigate(context, candidate_model, {"train_set": train_set, "validation_set": validation_set, "test_set": test_set}, dataset, training, fairness, mlflow_tracking)
+    from mlops_assets.core.models.memory import release_memory
+
+    release_memory()
+    try:
+        return _mitigate(context, candidate_model, {"train_set": train_set, "validation_set": validation_set, "test_set": test_set}, dataset, training, fairness, mlflow_tracking)
+    finally:
+        release_memory()
 
 
 def _mitigate(context, candidate: dict, splits: dict, dataset, training, fairness, mlflow_tracking) -> dg.Output:
@@ -95,7 +101,7 @@ def _mitigate(context, candidate: dict, splits: dict, dataset, training, fairnes
     from mlops_assets.core.pyfunc_model import load_forecaster
 
     spec, config, bias = dataset.load(), training.load(), fairness.config()
-    data = model_data(splits["train_set"], splits["validation_set"], splits["test_set"], spec)
+    data = model_data(splits["train_set"], splits["validation_set"], splits["test_set"], spec, config.max_train_rows)
     expected = _expected_groups(splits["train_set"], spec.group)
     chosen, variants, reason = mitigate(load_forecaster(candidate["model_uri"]), data, config, bias, fairness.mitigation_tolerance, expected)
     comparison = pl.DataFrame(

@@ -21,13 +21,25 @@ SPLITS = ("train_set", "validation_set", "test_set")
 
 
 def _train(kind: str, context, splits: dict[str, pl.DataFrame], dataset, training, mlflow_tracking) -> dg.Output:
+    """Train, evaluate and log one candidate; freed memory is handed back to the OS before and
+    after (it matters when every step shares one process: see core/models/memory.py)."""
+    from mlops_assets.core.models.memory import release_memory
+
+    release_memory()
+    try:
+        return _train_and_log(kind, context, splits, dataset, training, mlflow_tracking)
+    finally:
+        release_memory()
+
+
+def _train_and_log(kind: str, context, splits: dict[str, pl.DataFrame], dataset, training, mlflow_tracking) -> dg.Output:
     from mlops_assets.core.models.data import model_data
     from mlops_assets.core.models.evaluation import evaluate
     from mlops_assets.core.models.sequence import train_lstm
     from mlops_assets.core.models.tabular import train_linear, train_xgboost
 
     spec, config = dataset.load(), training.load()
-    data = model_data(splits["train_set"], splits["validation_set"], splits["test_set"], spec)
+    data = model_data(splits["train_set"], splits["validation_set"], splits["test_set"], spec, config.max_train_rows)
     versions = {name: content_hash(frame) for name, frame in splits.items()}
     started = time.perf_counter()
     search = None
@@ -56,6 +68,7 @@ def _train(kind: str, context, splits: dict[str, pl.DataFrame], dataset, trainin
         "searched": sorted((config.xgboost_space if kind == "xgboost" else config.linear_space).keys()) if search else [],
         "data_versions": versions,
         "fit_seconds": fit_seconds,
+        "train_rows": len(data.train),
         "seed": config.seed,
         "profile": config.profile,
     }
@@ -67,6 +80,9 @@ def _train(kind: str, context, splits: dict[str, pl.DataFrame], dataset, trainin
             **counts({f"validation_{k}": v for k, v in evaluation["validation"].items() if k in METRICS}),
             **counts({f"test_{k}": v for k, v in evaluation["test"].items() if k in METRICS}),
             "fit_seconds": round(fit_seconds, 2),
+            "train_rows": len(data.train),
+            "train_rows_available": data.train_rows_available,
+            "max_train_rows": str(config.max_train_rows),
             "params": dg.MetadataValue.json(params),
             "test_by_group": markdown_table(evaluation["test_by_group"]),
         },

@@ -76,9 +76,12 @@ def log_candidate(
 
     base_params, tags = run_provenance(config, data_versions)
     mlflow.set_tags({**tags, "model_kind": kind})
-    mlflow.log_params({**base_params, **{f"hp.{k}": v for k, v in params.items()}, "features": len(data.feature_columns)})
+    mlflow.log_params({**base_params, **{f"hp.{k}": v for k, v in params.items()}, "features": len(data.feature_columns), "max_train_rows": config.max_train_rows})
     mlflow.log_dict({"feature_columns": data.feature_columns, "categorical": data.categorical}, "features.json")
-    metrics = {**prefixed(evaluation["validation"], "validation"), **prefixed(evaluation["test"], "test"), "fit_seconds": fit_seconds}
+    metrics = {
+        **prefixed(evaluation["validation"], "validation"), **prefixed(evaluation["test"], "test"), "fit_seconds": fit_seconds,
+        "train_rows": len(data.train), "train_rows_available": data.train_rows_available,
+    }
     metrics.update({k: float(v) for k, v in extra.items() if isinstance(v, (int, float))})
     if search_table is not None:
         best = search_table.row(0, named=True)

@@ -92,3 +92,51 @@ def test_xgboost_beats_a_naive_lag_forecast(data):
     naive_rmse = regression_metrics(data.test.y, data.test.X["load_mw_lag_24h"].to_numpy())["rmse"]
     assert model_rmse < naive_rmse
     assert search.cv_results.height == FAST.xgboost_iterations and extra["best_iteration"] >= 0
+
+
+def test_training_row_cap_keeps_the_newest_whole_hours_of_every_group():
+    features, _ = build_features(hourly_frame(SPEC, ["A", "B", "C"], 24 * 30), SPEC)
+    train, validation, test, _ = time_split(features, SPEC)
+    capped = model_data(train, validation, test, SPEC, max_train_rows=100)
+    full = model_data(train, validation, test, SPEC)
+    assert capped.train_rows_available == full.train_rows_available == train.height > 100
+    assert len(capped.train) == 99  # 33 whole hours of 3 groups: a 34th hour would pass 100 rows
+    kept = capped.train.X
+    assert kept.groupby(SPEC.group).size().to_dict() == {"A": 33, "B": 33, "C": 33}
+    assert kept[SPEC.timestamp].min() > full.train.X[SPEC.timestamp].iloc[: len(full.train) - 99].max()
+    # the kept rows are exactly the newest 99 of the full split, in the same order, same targets
+    assert kept.reset_index(drop=True).equals(full.train.X.iloc[-99:].reset_index(drop=True))
+    assert np.array_equal(capped.train.y, full.train.y[-99:])
+    assert len(capped.validation) == len(full.validation) and len(capped.test) == len(full.test)
+    assert model_data(train, validation, test, SPEC, max_train_rows=10**9).train.X.equals(full.train.X)
+
+
+def test_capped_training_fits_preprocessing_on_the_kept_rows_only():
+    from mlops_assets.core.models.tabular import train_linear
+
+    features, _ = build_features(hourly_frame(SPEC, ["A", "B", "C"], 24 * 30), SPEC)
+    train, validation, test, _ = time_split(features, SPEC)
+    capped = model_data(train, validation, test, SPEC, max_train_rows=300)
+    forecaster, _, _ = train_linear(capped, FAST)
+    scaler = forecaster.pipeline.named_steps["prep"].named_transformers_["numeric"].named_steps["scale"]
+    assert np.all(scaler.n_samples_seen_ == 300)
+    assert np.allclose(scaler.mean_, capped.train.X[capped.numeric].astype(float).mean().to_numpy())
+
+
+def test_max_train_rows_is_validated_and_overridable(tmp_path):
+    path = tmp_path / "training.yaml"
+    path.write_text("full:\n  max_train_rows: null\n")
+    assert load_training_config("full", str(path)).max_train_rows is None
+    assert load_training_config("full").max_train_rows == 250_000
+    path.write_text("full:\n  max_train_rows: 0\n")
+    with pytest.raises(ValueError, match="max_train_rows must be a positive"):
+        load_training_config("full", str(path))
+
+
+def test_chunked_prediction_equals_whole_frame_prediction(data):
+    from mlops_assets.core.models.tabular import train_xgboost
+
+    forecaster, _, _ = train_xgboost(data, FAST)
+    whole = forecaster.predict(data.test.X)
+    assert len(data.test) > 7
+    assert np.array_equal(forecaster.predict(data.test.X, chunk_rows=7), whole)

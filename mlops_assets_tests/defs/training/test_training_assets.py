@@ -65,6 +65,9 @@ def test_each_candidate_run_records_params_metrics_and_provenance(trained, kind)
     for metric in ("rmse", "mae", "mse", "r2", "mape"):
         assert f"validation_{metric}" in run.data.metrics and f"test_{metric}" in run.data.metrics
     assert "test_group_mae/A" in run.data.metrics
+    train_rows = pl.read_parquet(trained["home"] / "storage" / "train_set.parquet").height
+    assert params["max_train_rows"] == "None"  # the fast profile does not cap training rows
+    assert run.data.metrics["train_rows"] == run.data.metrics["train_rows_available"] == train_rows
     if kind != "lstm":
         assert {p for p in params if p.startswith("hp.")} and "cv_rmse_mean" in run.data.metrics
     materialization = trained["instance"].get_latest_materialization_event(dg.AssetKey(f"{kind}_model")).asset_materialization
