@@ -42,7 +42,7 @@ EVIDENTLY_PYTHON = os.environ.get("EVIDENTLY_PYTHON", str(ROOT / ".venv-evidentl
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "load_time": ("load_time.py", [], ["--repeats", "3"]),
     "incremental": ("incremental.py", [], ["--years", "1", "2", "--batches", "1", "--no-profile"]),
-    "end_to_end": ("end_to_end.py", ["--merge", "--sizes", "default", "100k", "1m"], ["--merge", "--sizes", "default", "--profile-slowest", "0"]),
+    "end_to_end": ("end_to_end.py", ["--merge", "--sizes", "default", "100k", "1m", "5m"], ["--merge", "--sizes", "default", "--profile-slowest", "0"]),
     # the same graph with a process per step (MLOPS_EXECUTOR=multiprocess), one step at a time at 5M rows
     "end_to_end_multiprocess": ("end_to_end.py", ["--merge", "--executor", "multiprocess", "--sizes", "1m", "5m"], ["--merge", "--executor", "multiprocess", "--sizes", "default"]),
     "data_pipeline": ("data_pipeline.py", [], ["--rows", "100000", "--repeats", "1"]),

@@ -55,8 +55,43 @@ def ingest_landed(defs: dg.Definitions, instance: dg.DagsterInstance) -> IngestS
     return summary
 
 
-def run_job(defs: dg.Definitions, name: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    return defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False, run_config=quiet_run_config())
+def run_job(defs: dg.Definitions, name: str, instance: dg.DagsterInstance) -> StoredOutputsResult:
+    """Run an unpartitioned job of `defs` in this process, as `execute_in_process` does, but
+    without keeping every step's output in memory until the run ends: each output is released
+    once the steps that need it have loaded it from storage, and `output_for_node` reads it back
+    from there. At 1M rows the kept outputs were about 500 MB of frames (bench/end_to_end.py)."""
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.execution.execute_in_process import core_execute_in_process
+
+    # `execute_in_process` always captures outputs and has no switch for it; this is the same
+    # call with capture off (dagster is pinned exactly, and the suite runs every job through here).
+    run_config = quiet_run_config()
+    job = defs.resolve_job_def(name)
+    result = core_execute_in_process(
+        job=InMemoryJob(job_def=job.as_ephemeral_job(resource_defs={}, input_values={})),
+        run_config=run_config,
+        instance=instance,
+        output_capturing_enabled=False,
+        raise_on_error=False,
+        run_tags={**job.run_tags},
+    )
+    return StoredOutputsResult(result, defs, instance)
+
+
+class StoredOutputsResult(dg.ExecuteInProcessResult):
+    """The result of `run_job`: events and run as usual; outputs are loaded from storage."""
+
+    def __init__(self, result: dg.ExecuteInProcessResult, defs: dg.Definitions, instance: dg.DagsterInstance):
+        super().__init__(job_def=result.job_def, event_list=result.all_events, dagster_run=result.dagster_run, output_capture={})
+        self._defs = defs
+        self._instance = instance
+
+    def output_for_node(self, node_str: str, output_name: str = "result") -> object:
+        keys = {e.asset_key for e in self.get_asset_materialization_events() if e.step_key == node_str}
+        wanted = [d.keys_by_output_name[output_name] for d in {self._defs.get_assets_def(k) for k in keys} if output_name in d.keys_by_output_name]
+        if not wanted or wanted[0] not in keys:
+            raise dg.DagsterInvariantViolationError(f"{node_str!r} did not materialize output {output_name!r} in run {self.run_id}")
+        return self._defs.load_asset_value(wanted[0], instance=self._instance)
 
 
 def step_errors(result: dg.ExecuteInProcessResult) -> list[tuple[str, str]]:

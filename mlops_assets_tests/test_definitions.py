@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("mlflow", "shap", "keras", "xgboost", "fairlearn", "sklearn", "jax")
+HEAVY = ("mlflow", "shap", "keras", "xgboost", "fairlearn", "sklearn", "jax", "pandas", "pandera")
 CONTRACT_ASSETS = {
     "raw_load", "clean_load", "load_history", "features", "train_set", "validation_set", "test_set", "data_profile",
     "xgboost_model", "linear_model", "lstm_model", "candidate_model", "hyperparameter_sensitivity", "bias_report",

@@ -244,14 +244,17 @@ def emulator(tmp_path_factory):
             storage.Client().create_bucket(GCS_BUCKET)
             yield {"url": url, "process": process}
     finally:
-        process.send_signal(signal.SIGINT)  # the emulator's own clean shutdown
+        # SIGINT is the emulator's own clean shutdown, but its single-threaded HTTP server waits
+        # for every client to close its keep-alive connection (pooled sessions in this process
+        # may not have): after a grace period it is killed. What matters is that nothing is left.
+        process.send_signal(signal.SIGINT)
         try:
-            returncode = process.wait(timeout=15)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
-            returncode = process.wait(timeout=15)
+            process.wait(timeout=15)
         log.close()
-    assert returncode == 0, f"emulator did not stop cleanly ({returncode}): {log_path.read_text()[-2000:]}"
+    assert process.returncode is not None and port_is_free(port), f"the emulator on port {port} is still running: {log_path.read_text()[-2000:]}"
 
 
 def _wait_for_emulator(url: str, process: subprocess.Popen, log_path: Path) -> None:

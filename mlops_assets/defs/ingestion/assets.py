@@ -5,7 +5,6 @@ import polars as pl
 
 from mlops_assets.core.cleaning import clean_batch
 from mlops_assets.core.ingest import BatchError, file_format, parse_batch
-from mlops_assets.core.schemas import validate_clean
 from mlops_assets.defs.ingestion.quarantine import quarantine_and_fail
 from mlops_assets.defs.metadata import counts, markdown_table
 from mlops_assets.defs.partitions import batches
@@ -66,6 +65,8 @@ def clean_load(context: dg.AssetExecutionContext, raw_load: pl.DataFrame, landin
     """The batch cast to the spec's types, timestamps in UTC, negative readings and spikes
     nulled and counted, re-sent rows de-duplicated on (group, timestamp) with the last row
     winning; validated with pandera. A batch that fails is quarantined, never dropped."""
+    from mlops_assets.core.schemas import validate_clean  # pandera brings pandas: not at code location load
+
     spec = dataset.load()
     file = landing.manifest(context.partition_key).name
     try:
