@@ -39,16 +39,25 @@ class ModelData:
     train_rows_available: int = 0  # training rows before `max_train_rows` (len(train) = rows used)
 
 
-def newest_rows(frame: pl.DataFrame, timestamp: str, max_rows: int | None) -> pl.DataFrame:
+def newest_rows(frame: pl.DataFrame | pl.LazyFrame, timestamp: str, max_rows: int | None) -> pl.DataFrame:
     """The newest whole timestamps of `frame` holding at most `max_rows` rows: every group
     keeps its most recent history and all groups of one hour stay together. The whole frame
-    when it fits (or `max_rows` is None); at least the newest timestamp otherwise."""
-    if max_rows is None or frame.height <= max_rows:
-        return frame
-    per_hour = frame.group_by(timestamp).len().sort(timestamp, descending=True)
+    when it fits (or `max_rows` is None); at least the newest timestamp otherwise. A lazy frame
+    (a Parquet scan) is read only for the rows kept."""
+    lazy = frame.lazy()
+    if max_rows is None:
+        return lazy.collect()
+    per_hour = lazy.group_by(timestamp).len().sort(timestamp, descending=True).collect()
+    if per_hour.get_column("len").sum() <= max_rows:
+        return lazy.collect()
     fits = per_hour.filter(pl.col("len").cum_sum() <= max_rows)
     cut = (fits if fits.height else per_hour.head(1)).get_column(timestamp).min()
-    return frame.filter(pl.col(timestamp) >= cut)
+    return lazy.filter(pl.col(timestamp) >= cut).collect()
+
+
+def model_columns(spec: DatasetSpec) -> list[str]:
+    """Every column `to_split` reads."""
+    return list(dict.fromkeys([*input_columns(spec), spec.target.column, *([spec.group] if spec.group else [])]))
 
 
 def input_columns(spec: DatasetSpec) -> list[str]:
@@ -70,11 +79,14 @@ def to_split(frame: pl.DataFrame, spec: DatasetSpec) -> Split:
     )
 
 
-def model_data(train: pl.DataFrame, validation: pl.DataFrame, test: pl.DataFrame, spec: DatasetSpec, max_train_rows: int | None = None) -> ModelData:
+def model_data(train: pl.DataFrame | pl.LazyFrame, validation: pl.DataFrame, test: pl.DataFrame, spec: DatasetSpec, max_train_rows: int | None = None) -> ModelData:
     """Pandas inputs for the three splits; the training split cut to its newest
-    `max_train_rows` rows (whole hours) before conversion, so the cut rows never cost memory."""
+    `max_train_rows` rows (whole hours) and to the model's columns before conversion: given a
+    lazy scan, the cut rows are never read."""
     categorical = categorical_columns(spec)
     features = feature_columns(spec)
+    train = train.lazy().select(model_columns(spec))
+    available = train.select(pl.len()).collect().item()
     return ModelData(
         train=to_split(newest_rows(train, spec.timestamp, max_train_rows), spec),
         validation=to_split(validation, spec),
@@ -84,5 +96,5 @@ def model_data(train: pl.DataFrame, validation: pl.DataFrame, test: pl.DataFrame
         numeric=[c for c in features if c not in categorical],
         timestamp=spec.timestamp,
         group=spec.group,
-        train_rows_available=train.height,
+        train_rows_available=available,
     )

@@ -6,7 +6,7 @@ import polars as pl
 from mlops_assets.core.fairness import report_table
 from mlops_assets.core.plots import gap_plot
 from mlops_assets.defs.metadata import markdown_table, png_markdown
-from mlops_assets.defs.training.tracking import log_candidate, log_png, log_table
+from mlops_assets.defs.training.tracking import log_candidate, log_png, log_table, recorded_data_versions
 from mlops_assets.resources.dataset import DatasetSpecResource
 from mlops_assets.resources.fairness import FairnessSettings
 from mlops_assets.resources.tracking import MlflowTracking
@@ -27,12 +27,15 @@ def _verdict(report: dict) -> str:
     return ("BIASED: " if report["biased"] else "FAIL: ") + "; ".join(report["reasons"])
 
 
-def _expected_groups(train_set: pl.DataFrame, column: str | None) -> list[str]:
-    return sorted(train_set.get_column(column).cast(pl.String).unique().to_list()) if column else []
+def _expected_groups(train_set: pl.DataFrame | pl.LazyFrame, column: str | None) -> list[str]:
+    if not column:
+        return []
+    return sorted(train_set.lazy().select(pl.col(column).cast(pl.String).unique()).collect().get_column(column).to_list())
 
 
-@dg.asset(group_name="fairness", kinds={"fairlearn", "mlflow"}, ins={"candidate_model": dg.AssetIn(), "test_set": dg.AssetIn(), "train_set": dg.AssetIn()})
-def bias_report(context: dg.AssetExecutionContext, candidate_model: dict, test_set: pl.DataFrame, train_set: pl.DataFrame, dataset: DatasetSpecResource, fairness: FairnessSettings, mlflow_tracking: MlflowTracking):
+# train_set is scanned (lazy): only its groups, or its newest hours, are read.
+@dg.asset(group_name="fairness", kinds={"fairlearn", "mlflow"}, ins={"candidate_model": dg.AssetIn(), "test_set": dg.AssetIn(), "train_set": dg.AssetIn(metadata={"lazy": True})})
+def bias_report(context: dg.AssetExecutionContext, candidate_model: dict, test_set: pl.DataFrame, train_set: pl.LazyFrame, dataset: DatasetSpecResource, fairness: FairnessSettings, mlflow_tracking: MlflowTracking):
     """fairlearn MetricFrame of the candidate on the test set, by group (and by any sensitive
     feature the spec declares): MAE, RMSE, MAPE and rows per group, each group's gap with a
     bootstrap 95% interval, and a verdict with reasons."""
@@ -71,9 +74,9 @@ def bias_report(context: dg.AssetExecutionContext, candidate_model: dict, test_s
 @dg.asset(
     group_name="fairness",
     kinds={"fairlearn", "mlflow"},
-    ins={name: dg.AssetIn() for name in ("candidate_model", "bias_report", "train_set", "validation_set", "test_set")},
+    ins={name: dg.AssetIn(metadata={"lazy": name == "train_set"}) for name in ("candidate_model", "bias_report", "train_set", "validation_set", "test_set")},
 )
-def fair_model(context: dg.AssetExecutionContext, candidate_model: dict, bias_report: dict, train_set: pl.DataFrame, validation_set: pl.DataFrame, test_set: pl.DataFrame, dataset: DatasetSpecResource, training: TrainingSettings, fairness: FairnessSettings, mlflow_tracking: MlflowTracking):
+def fair_model(context: dg.AssetExecutionContext, candidate_model: dict, bias_report: dict, train_set: pl.LazyFrame, validation_set: pl.DataFrame, test_set: pl.DataFrame, dataset: DatasetSpecResource, training: TrainingSettings, fairness: FairnessSettings, mlflow_tracking: MlflowTracking):
     """The model that goes on to the registry. When the bias report flags a group, the
     candidate is re-trained with balanced and with error-aware group weights; a re-weighted
     model is kept only if it shrinks the largest gap (on validation) without raising overall
@@ -94,7 +97,6 @@ def fair_model(context: dg.AssetExecutionContext, candidate_model: dict, bias_re
 
 
 def _mitigate(context, candidate: dict, splits: dict, dataset, training, fairness, mlflow_tracking) -> dg.Output:
-    from mlops_assets.core.history import content_hash
     from mlops_assets.core.mitigation import mitigate
     from mlops_assets.core.models.data import model_data
     from mlops_assets.core.models.evaluation import evaluate
@@ -111,7 +113,7 @@ def _mitigate(context, candidate: dict, splits: dict, dataset, training, fairnes
     summary = dict(candidate)
     if chosen.name != "candidate":
         evaluation = evaluate(chosen.forecaster, data)
-        versions = {name: content_hash(frame) for name, frame in splits.items()}
+        versions = recorded_data_versions(context, tuple(splits))
         with mlflow_tracking.start_run(context, "fair_model", run_name=f"{candidate['kind']}-{chosen.name}-weights", tags={"mitigation": chosen.name, "mitigates_run_id": candidate["run_id"]}) as run:
             info = log_candidate(
                 kind=candidate["kind"], forecaster=chosen.forecaster, data=data, evaluation=evaluation,

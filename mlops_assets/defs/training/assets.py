@@ -7,12 +7,11 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from mlops_assets.core.history import content_hash
 from mlops_assets.core.metrics import METRICS
 from mlops_assets.core.plots import sensitivity_plot
 from mlops_assets.core.sensitivity import sensitivity_table
 from mlops_assets.defs.metadata import counts, markdown_table, png_markdown
-from mlops_assets.defs.training.tracking import log_candidate, log_png, log_table, run_provenance
+from mlops_assets.defs.training.tracking import log_candidate, log_png, log_table, recorded_data_versions, run_provenance
 from mlops_assets.resources.dataset import DatasetSpecResource
 from mlops_assets.resources.tracking import MlflowTracking
 from mlops_assets.resources.training import TrainingSettings
@@ -20,7 +19,7 @@ from mlops_assets.resources.training import TrainingSettings
 SPLITS = ("train_set", "validation_set", "test_set")
 
 
-def _train(kind: str, context, splits: dict[str, pl.DataFrame], dataset, training, mlflow_tracking) -> dg.Output:
+def _train(kind: str, context, splits: dict[str, pl.DataFrame | pl.LazyFrame], dataset, training, mlflow_tracking) -> dg.Output:
     """Train, evaluate and log one candidate; freed memory is handed back to the OS before and
     after (it matters when every step shares one process: see core/models/memory.py)."""
     from mlops_assets.core.models.memory import release_memory
@@ -32,7 +31,7 @@ def _train(kind: str, context, splits: dict[str, pl.DataFrame], dataset, trainin
         release_memory()
 
 
-def _train_and_log(kind: str, context, splits: dict[str, pl.DataFrame], dataset, training, mlflow_tracking) -> dg.Output:
+def _train_and_log(kind: str, context, splits: dict[str, pl.DataFrame | pl.LazyFrame], dataset, training, mlflow_tracking) -> dg.Output:
     from mlops_assets.core.models.data import model_data
     from mlops_assets.core.models.evaluation import evaluate
     from mlops_assets.core.models.sequence import train_lstm
@@ -40,7 +39,7 @@ def _train_and_log(kind: str, context, splits: dict[str, pl.DataFrame], dataset,
 
     spec, config = dataset.load(), training.load()
     data = model_data(splits["train_set"], splits["validation_set"], splits["test_set"], spec, config.max_train_rows)
-    versions = {name: content_hash(frame) for name, frame in splits.items()}
+    versions = recorded_data_versions(context, SPLITS)
     started = time.perf_counter()
     search = None
     if kind == "lstm":
@@ -89,7 +88,8 @@ def _train_and_log(kind: str, context, splits: dict[str, pl.DataFrame], dataset,
     )
 
 
-_COMMON = dict(group_name="training", ins={name: dg.AssetIn(name) for name in SPLITS})
+# The training split is scanned, not read: only the newest `max_train_rows` hours are loaded.
+_COMMON = dict(group_name="training", ins={name: dg.AssetIn(name, metadata={"lazy": name == "train_set"}) for name in SPLITS})
 
 
 @dg.asset(kinds={"xgboost", "mlflow"}, **_COMMON)

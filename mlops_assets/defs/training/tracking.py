@@ -7,6 +7,7 @@ import os
 import tempfile
 from typing import TYPE_CHECKING, Any
 
+import dagster as dg
 import polars as pl
 
 from mlops_assets.core.metrics import prefixed
@@ -34,6 +35,19 @@ def log_png(png: bytes, name: str) -> None:
         with open(path, "wb") as fh:
             fh.write(png)
         mlflow.log_artifact(path, artifact_path="plots")
+
+
+def recorded_data_versions(context: dg.AssetExecutionContext, names: tuple[str, ...]) -> dict[str, str]:
+    """The data version each input was stored with (`splits` records the content hash of every
+    split), so a run's provenance needs no pass over a lazily read training split."""
+    versions = {}
+    for name in names:
+        event = context.instance.get_latest_materialization_event(dg.AssetKey(name))
+        version = event.asset_materialization.tags.get("dagster/data_version") if event and event.asset_materialization else None
+        if not version:
+            raise dg.Failure(f"{name} has no recorded data version: materialize it (and `splits`) again")
+        versions[name] = version
+    return versions
 
 
 def run_provenance(config: TrainingConfig, data_versions: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:

@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import polars as pl
 import pytest
 
 from mlops_assets.core.features import build_features
@@ -109,6 +110,19 @@ def test_training_row_cap_keeps_the_newest_whole_hours_of_every_group():
     assert np.array_equal(capped.train.y, full.train.y[-99:])
     assert len(capped.validation) == len(full.validation) and len(capped.test) == len(full.test)
     assert model_data(train, validation, test, SPEC, max_train_rows=10**9).train.X.equals(full.train.X)
+
+
+def test_a_scanned_training_split_gives_the_same_model_data_as_a_loaded_one(tmp_path):
+    features, _ = build_features(hourly_frame(SPEC, ["A", "B", "C"], 24 * 30), SPEC)
+    train, validation, test, _ = time_split(features, SPEC)
+    path = tmp_path / "train_set.parquet"
+    train.sample(fraction=1.0, shuffle=True, seed=3).write_parquet(path, row_group_size=50, statistics=True)
+    for cap in (100, None):
+        scanned = model_data(pl.scan_parquet(path), validation, test, SPEC, max_train_rows=cap)
+        loaded = model_data(train, validation, test, SPEC, max_train_rows=cap)
+        assert scanned.train_rows_available == loaded.train_rows_available == train.height
+        assert scanned.train.X.equals(loaded.train.X) and np.array_equal(scanned.train.y, loaded.train.y)
+        assert np.array_equal(scanned.train.groups, loaded.train.groups)
 
 
 def test_capped_training_fits_preprocessing_on_the_kept_rows_only():
