@@ -253,7 +253,9 @@ def load_note(loads: list[list[float]], cores: int | None = None) -> str:
     if not loads:
         return ""
     one_minute = [x[0] for x in loads]
+    busy = max(one_minute) > cores
     return (
         f"1-minute load average during these measurements: {min(one_minute):.1f}–{max(one_minute):.1f} on {cores} cores "
-        "(the machine was shared with other work; a load above the core count makes times pessimistic)."
+        + ("(above the core count at times: processes waited for a core, so those times are pessimistic)." if busy
+           else "(never above the core count).")
     )

@@ -126,8 +126,8 @@ def budgets(results: dict[str, Any]) -> list[dict[str, Any]]:
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Figures from `make bench` (`bench/run_all.py`), {report['date'][:10]}; {machine_line(report['machine'])}. "
-        "The machine was shared with other work while these were measured: every figure is stored with the load average at the time "
-        "(bench/results.json); a 1-minute load above 2 means the 2 cores were oversubscribed and times are pessimistic.",
+        "Every figure is stored with the machine's load average at the time (bench/results.json); "
+        f"a 1-minute load above {report['machine'].get('cpu_affinity') or report['machine'].get('cpu_count') or 2} means the cores were oversubscribed and times are pessimistic.",
         "",
         "| budget | measured | met | load avg (1 min) |",
         "|---|---|---|---:|",
