@@ -26,8 +26,8 @@ def table_schema(frame: pl.DataFrame) -> dg.TableSchema:
 class PolarsParquetIOManager(dg.UPathIOManager):
     """Frames go to `<base>/<asset key>[/<partition>].parquet`, documents to `.json`.
 
-    Inputs load eagerly by default; input metadata `{"lazy": True}` gives `pl.LazyFrame`s,
-    and `{"allow_missing_partitions": True}` skips partitions never materialized (a
+    Inputs load eagerly by default; a parameter annotated `pl.LazyFrame`, or input metadata
+    `{"lazy": True}`, gets a `pl.LazyFrame` (a Parquet scan locally), and `{"allow_missing_partitions": True}` skips partitions never materialized (a
     quarantined batch)."""
 
     extension: str = ".parquet"
@@ -49,11 +49,12 @@ class PolarsParquetIOManager(dg.UPathIOManager):
         raise TypeError(f"cannot store {type(obj).__name__}: return a polars frame or a JSON-able dict")
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
+        lazy = context.definition_metadata.get("lazy") or getattr(context.dagster_type, "typing_type", None) is pl.LazyFrame
         if path.exists():
             if not _is_local(path):  # through gcsfs (its endpoint and credentials), not polars' own cloud reader
                 frame = pl.read_parquet(path.read_bytes())
-                return frame.lazy() if context.definition_metadata.get("lazy") else frame
-            if context.definition_metadata.get("lazy"):
+                return frame.lazy() if lazy else frame
+            if lazy:
                 return pl.scan_parquet(str(path))
             return pl.read_parquet(str(path))
         json_path = path.with_suffix(".json")

@@ -25,29 +25,35 @@ def history_matches_schema(load_history: pl.DataFrame, dataset: DatasetSpecResou
     return dg.AssetCheckResult(passed=True, description=f"{load_history.height} rows match schema {spec.name}_clean")
 
 
+# The checks below scan their inputs (`pl.LazyFrame`) and read only the columns they test.
 @dg.asset_check(
     asset="features",
     blocking=True,
-    additional_ins={"load_history": dg.AssetIn("load_history")},
+    additional_ins={"load_history": dg.AssetIn("load_history", metadata={"lazy": True})},
     description="Every lag equals the same group's target exactly that many hours earlier.",
 )
-def lags_stay_in_group(features: pl.DataFrame, load_history: pl.DataFrame, dataset: DatasetSpecResource) -> dg.AssetCheckResult:
+def lags_stay_in_group(features: pl.LazyFrame, load_history: pl.LazyFrame, dataset: DatasetSpecResource) -> dg.AssetCheckResult:
     spec = dataset.load()
-    mismatches = lag_mismatches(features, load_history, spec)
+    lags = [f"{spec.target.column}_lag_{hours}h" for hours in spec.lags_hours]
+    rows = features.select(*spec.key_columns, *lags).collect()
+    mismatches = lag_mismatches(rows, load_history.select(*spec.key_columns, spec.target.column).collect(), spec)
     total = sum(mismatches.values())
     return dg.AssetCheckResult(
-        passed=total == 0 and features.height > 0,
-        description=f"{total} lag values disagree with their group's history" if features.height else "no feature rows",
+        passed=total == 0 and rows.height > 0,
+        description=f"{total} lag values disagree with their group's history" if rows.height else "no feature rows",
         metadata={col: n for col, n in mismatches.items()},
     )
 
 
 @dg.asset_check(asset="features", description=f"No feature column is more than {MAX_FEATURE_NULL_FRACTION:.0%} null.")
-def feature_null_fraction(features: pl.DataFrame, dataset: DatasetSpecResource) -> dg.AssetCheckResult:
+def feature_null_fraction(features: pl.LazyFrame, dataset: DatasetSpecResource) -> dg.AssetCheckResult:
     spec = dataset.load()
-    fractions = {c: features.get_column(c).null_count() / max(features.height, 1) for c in feature_columns(spec)}
+    columns = feature_columns(spec)
+    counts = features.select(pl.len().alias("__rows"), *[pl.col(c).null_count() for c in columns]).collect().row(0, named=True)
+    rows = counts.pop("__rows")
+    fractions = {c: counts[c] / max(rows, 1) for c in columns}
     worst = max(fractions, key=fractions.get)
-    passed = fractions[worst] <= MAX_FEATURE_NULL_FRACTION and features.height > 0
+    passed = fractions[worst] <= MAX_FEATURE_NULL_FRACTION and rows > 0
     return dg.AssetCheckResult(
         passed=passed,
         severity=dg.AssetCheckSeverity.WARN,
@@ -59,27 +65,29 @@ def feature_null_fraction(features: pl.DataFrame, dataset: DatasetSpecResource) 
 @dg.asset_check(
     asset="test_set",
     blocking=True,
-    additional_ins={"train_set": dg.AssetIn("train_set"), "validation_set": dg.AssetIn("validation_set")},
+    additional_ins={"train_set": dg.AssetIn("train_set", metadata={"lazy": True}), "validation_set": dg.AssetIn("validation_set", metadata={"lazy": True})},
     description="Leakage rule: every train timestamp < every validation timestamp < every test timestamp.",
 )
 def split_is_time_ordered_check(
-    test_set: pl.DataFrame, train_set: pl.DataFrame, validation_set: pl.DataFrame, dataset: DatasetSpecResource
+    test_set: pl.LazyFrame, train_set: pl.LazyFrame, validation_set: pl.LazyFrame, dataset: DatasetSpecResource
 ) -> dg.AssetCheckResult:
     spec = dataset.load()
-    ok, text = split_is_time_ordered(train_set, validation_set, test_set, spec.timestamp)
+    train, validation, test = (part.select(spec.timestamp).collect() for part in (train_set, validation_set, test_set))
+    ok, text = split_is_time_ordered(train, validation, test, spec.timestamp)
     return dg.AssetCheckResult(passed=ok, description=text)
 
 
 @dg.asset_check(
     asset="test_set",
     blocking=True,
-    additional_ins={"train_set": dg.AssetIn("train_set"), "validation_set": dg.AssetIn("validation_set")},
+    additional_ins={"train_set": dg.AssetIn("train_set", metadata={"lazy": True}), "validation_set": dg.AssetIn("validation_set", metadata={"lazy": True})},
     description="Every group of the training data has at least `min_rows_per_group` rows in each split.",
 )
 def groups_in_every_split(
-    test_set: pl.DataFrame, train_set: pl.DataFrame, validation_set: pl.DataFrame, dataset: DatasetSpecResource
+    test_set: pl.LazyFrame, train_set: pl.LazyFrame, validation_set: pl.LazyFrame, dataset: DatasetSpecResource
 ) -> dg.AssetCheckResult:
     spec = dataset.load()
+    train_set, validation_set, test_set = (part.select(spec.group or spec.timestamp).collect() for part in (train_set, validation_set, test_set))
     if not spec.group:
         ok = min(train_set.height, validation_set.height, test_set.height) >= spec.min_rows_per_group
         return dg.AssetCheckResult(passed=ok, description="single series: rows per split " + str([train_set.height, validation_set.height, test_set.height]))

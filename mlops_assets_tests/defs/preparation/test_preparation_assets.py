@@ -95,3 +95,27 @@ def test_batches_wait_for_a_champion_before_they_are_predicted(defs, instance, l
     after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
     requested = {r.key.to_user_string() for r in after.results if r.true_subset.size}
     assert after.total_requested == 0 and not requested & {"batch_predictions", "drift_report"}, requested
+
+
+def test_feature_checks_read_the_stored_columns_and_catch_a_wrong_lag_and_a_null_column(defs, instance, landing_dir, mlops_home):
+    land_history(landing_dir)
+    ingest_landed(defs, instance)
+    assert run_job(defs, "preparation_job", instance).success
+    stored = mlops_home / "storage" / "features.parquet"
+    features = pl.read_parquet(stored)
+    lag = f"{Y}_lag_24h"
+    row = features.with_row_index().filter((pl.col(G) == "B") & pl.col(lag).is_not_null()).get_column("index")[10]
+    tampered = features.with_columns(
+        pl.when(pl.int_range(pl.len()) == row).then(pl.col(lag) + 5.0).otherwise(pl.col(lag)).alias(lag),
+        pl.lit(None, dtype=features.schema["temperature_c"]).alias("temperature_c"),
+    )
+    tampered.write_parquet(stored)
+    checks_only = dg.Definitions.merge(defs, dg.Definitions(jobs=[dg.define_asset_job("feature_checks", selection=dg.AssetSelection.checks_for_assets("features"))]))
+
+    result = run_job(checks_only, "feature_checks", instance)
+
+    checks = checks_by_name(result)
+    assert not checks["lags_stay_in_group"].passed
+    assert checks["lags_stay_in_group"].description == "1 lag values disagree with their group's history"
+    assert checks["lags_stay_in_group"].metadata[lag].value == 1
+    assert not checks["feature_null_fraction"].passed and "temperature_c: 100.00% null" in checks["feature_null_fraction"].description
