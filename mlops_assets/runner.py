@@ -64,7 +64,7 @@ def run_job(defs: dg.Definitions, name: str, instance: dg.DagsterInstance) -> St
     from dagster._core.execution.execute_in_process import core_execute_in_process
 
     # `execute_in_process` always captures outputs and has no switch for it; this is the same
-    # call with capture off (dagster is pinned exactly, and the suite runs every job through here).
+    # call with capture off (dagster is pinned exactly; mlops_assets_tests/test_runner.py checks the release).
     run_config = quiet_run_config()
     job = defs.resolve_job_def(name)
     result = core_execute_in_process(
