@@ -3,6 +3,8 @@ the CLI makes shows up in the Dagster UI exactly like one launched there."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from dataclasses import dataclass, field
 
@@ -91,7 +93,10 @@ class StoredOutputsResult(dg.ExecuteInProcessResult):
         wanted = [d.keys_by_output_name[output_name] for d in {self._defs.get_assets_def(k) for k in keys} if output_name in d.keys_by_output_name]
         if not wanted or wanted[0] not in keys:
             raise dg.DagsterInvariantViolationError(f"{node_str!r} did not materialize output {output_name!r} in run {self.run_id}")
-        return self._defs.load_asset_value(wanted[0], instance=self._instance)
+        # load_asset_value logs the read at DEBUG on a console logger of its own, whatever the
+        # instance's level: the CLI's output would show a storage path per value printed.
+        with contextlib.redirect_stderr(io.StringIO()):
+            return self._defs.load_asset_value(wanted[0], instance=self._instance)
 
 
 def step_errors(result: dg.ExecuteInProcessResult) -> list[tuple[str, str]]:

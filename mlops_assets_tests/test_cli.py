@@ -34,6 +34,8 @@ def test_demo_runs_the_whole_graph_and_status_reports_it(tmp_path):
     out = done.stdout
     assert "training_job: SUCCESS" in out and "QUARANTINED corrupt_wrong_type" in out
     assert "champion: v1" in out and "check registered_model.serving_smoke_test: pass" in out
+    assert "<- candidate" in out and "registered models:/load_forecaster/1" in out  # read back from storage
+    assert " - DEBUG - " not in done.stderr  # reading those values back prints nothing
     assert (tmp_path / "mlflow.db").exists() and (tmp_path / "dagster_home" / "dagster.yaml").exists()
     reasons = [json.loads(p.read_text()) for p in (tmp_path / "quarantine").glob("*/reason.json")]
     assert len(reasons) == 1 and reasons[0]["reason"]["kind"] == "wrong_type"
