@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.harness import RESULTS_DIR, load_note, machine_info, machine_line, now_utc, run_measured, write_results  # noqa: E402
+from bench.harness import RESULTS_DIR, load_note, machine_line, run_measured, write_report, write_results  # noqa: E402
 
 LARGE_CONFIG = ROOT / "bench" / "large_training.yaml"
 # size -> (groups, days, training settings file or None for the demo's full profile)
@@ -440,16 +440,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     fresh = {_key(s) for s in measured}
     sizes = sorted([s for s in previous if _key(s) not in fresh] + measured, key=lambda s: (s.get("executor", "in_process") != "in_process", list(SIZES).index(s["size"])))
-    report = {
-        "benchmark": "end-to-end demo graph (mlops-assets demo)",
-        "date": now_utc(),
-        "machine": machine_info(PACKAGES),
-        "sizes": sizes,
-        "goals": goals(sizes),
-        "total_runtime_s": round(time.perf_counter() - began, 1),
-    }
-    write_results(args.out, report, markdown(report))
-    print(markdown(report))
+    write_report(args.out, "end-to-end demo graph (mlops-assets demo)", began, PACKAGES, {"sizes": sizes}, goals(sizes), markdown)
 
 
 if __name__ == "__main__":

@@ -247,6 +247,22 @@ def write_results(json_path: Path, report: dict[str, Any], markdown: str) -> Non
     json_path.with_suffix(".md").write_text(markdown.rstrip() + "\n")
 
 
+def write_report(json_path: Path, benchmark: str, began: float, packages: tuple[str, ...], body: dict[str, Any], goals: dict[str, Any], render) -> dict[str, Any]:
+    """A benchmark's report (what, when, on which machine, its figures and goals, how long the
+    whole benchmark took since `began`), written as JSON + Markdown and printed."""
+    report = {
+        "benchmark": benchmark,
+        "date": now_utc(),
+        "machine": machine_info(packages),
+        **body,
+        "goals": goals,
+        "total_runtime_s": round(time.perf_counter() - began, 1),
+    }
+    write_results(json_path, report, render(report))
+    print(render(report))
+    return report
+
+
 def load_note(loads: list[list[float]], cores: int | None = None) -> str:
     """A sentence saying how busy the machine was during a set of measurements."""
     cores = cores or os.cpu_count() or 1

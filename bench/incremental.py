@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.harness import RESULTS_DIR, load_note, machine_info, machine_line, now_utc, run_measured, write_results  # noqa: E402
+from bench.harness import RESULTS_DIR, load_note, machine_line, run_measured, write_report  # noqa: E402
 
 GROUPS = 8
 DEFAULT_YEARS = (1, 2, 4)
@@ -296,16 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     began = time.perf_counter()
     histories = bench_histories(sorted(args.years), args.batches, args.keep, not args.no_profile)
-    report = {
-        "benchmark": "one new daily batch: ingestion + monitoring",
-        "date": now_utc(),
-        "machine": machine_info(PACKAGES),
-        "histories": histories,
-        "goals": goals(histories),
-        "total_runtime_s": round(time.perf_counter() - began, 1),
-    }
-    write_results(args.out, report, markdown(report))
-    print(markdown(report))
+    write_report(args.out, "one new daily batch: ingestion + monitoring", began, PACKAGES, {"histories": histories}, goals(histories), markdown)
 
 
 if __name__ == "__main__":
