@@ -33,8 +33,8 @@ def _expected_groups(train_set: pl.DataFrame | pl.LazyFrame, column: str | None)
     return sorted(train_set.lazy().select(pl.col(column).cast(pl.String).unique()).collect().get_column(column).to_list())
 
 
-# train_set is scanned (lazy): only its groups, or its newest hours, are read.
-@dg.asset(group_name="fairness", kinds={"fairlearn", "mlflow"}, ins={"candidate_model": dg.AssetIn(), "test_set": dg.AssetIn(), "train_set": dg.AssetIn(metadata={"lazy": True})})
+# train_set is a pl.LazyFrame (a scan): only its groups, or its newest hours, are read.
+@dg.asset(group_name="fairness", kinds={"fairlearn", "mlflow"}, ins={"candidate_model": dg.AssetIn(), "test_set": dg.AssetIn(), "train_set": dg.AssetIn()})
 def bias_report(context: dg.AssetExecutionContext, candidate_model: dict, test_set: pl.DataFrame, train_set: pl.LazyFrame, dataset: DatasetSpecResource, fairness: FairnessSettings, mlflow_tracking: MlflowTracking):
     """fairlearn MetricFrame of the candidate on the test set, by group (and by any sensitive
     feature the spec declares): MAE, RMSE, MAPE and rows per group, each group's gap with a
@@ -74,7 +74,7 @@ def bias_report(context: dg.AssetExecutionContext, candidate_model: dict, test_s
 @dg.asset(
     group_name="fairness",
     kinds={"fairlearn", "mlflow"},
-    ins={name: dg.AssetIn(metadata={"lazy": name == "train_set"}) for name in ("candidate_model", "bias_report", "train_set", "validation_set", "test_set")},
+    ins={name: dg.AssetIn() for name in ("candidate_model", "bias_report", "train_set", "validation_set", "test_set")},
 )
 def fair_model(context: dg.AssetExecutionContext, candidate_model: dict, bias_report: dict, train_set: pl.LazyFrame, validation_set: pl.DataFrame, test_set: pl.DataFrame, dataset: DatasetSpecResource, training: TrainingSettings, fairness: FairnessSettings, mlflow_tracking: MlflowTracking):
     """The model that goes on to the registry. When the bias report flags a group, the

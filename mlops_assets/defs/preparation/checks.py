@@ -29,7 +29,7 @@ def history_matches_schema(load_history: pl.DataFrame, dataset: DatasetSpecResou
 @dg.asset_check(
     asset="features",
     blocking=True,
-    additional_ins={"load_history": dg.AssetIn("load_history", metadata={"lazy": True})},
+    additional_ins={"load_history": dg.AssetIn("load_history")},
     description="Every lag equals the same group's target exactly that many hours earlier.",
 )
 def lags_stay_in_group(features: pl.LazyFrame, load_history: pl.LazyFrame, dataset: DatasetSpecResource) -> dg.AssetCheckResult:
@@ -65,7 +65,7 @@ def feature_null_fraction(features: pl.LazyFrame, dataset: DatasetSpecResource) 
 @dg.asset_check(
     asset="test_set",
     blocking=True,
-    additional_ins={"train_set": dg.AssetIn("train_set", metadata={"lazy": True}), "validation_set": dg.AssetIn("validation_set", metadata={"lazy": True})},
+    additional_ins={"train_set": dg.AssetIn("train_set"), "validation_set": dg.AssetIn("validation_set")},
     description="Leakage rule: every train timestamp < every validation timestamp < every test timestamp.",
 )
 def split_is_time_ordered_check(
@@ -80,7 +80,7 @@ def split_is_time_ordered_check(
 @dg.asset_check(
     asset="test_set",
     blocking=True,
-    additional_ins={"train_set": dg.AssetIn("train_set", metadata={"lazy": True}), "validation_set": dg.AssetIn("validation_set", metadata={"lazy": True})},
+    additional_ins={"train_set": dg.AssetIn("train_set"), "validation_set": dg.AssetIn("validation_set")},
     description="Every group of the training data has at least `min_rows_per_group` rows in each split.",
 )
 def groups_in_every_split(
