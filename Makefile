@@ -49,7 +49,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $@
 
-bench: install $(VENV)/.bench-installed $(EVIDENTLY_VENV)/bin/python  ## every benchmark (bench/run_all.py): bench/results.json, .md and the README's table
+bench: install $(VENV)/.bench-installed $(EVIDENTLY_VENV)/bin/python  ## every benchmark (bench/run_all.py): bench/results.json, .md and the table in docs/performance.md
 	EVIDENTLY_PYTHON=$(EVIDENTLY_VENV)/bin/python $(BIN)/python bench/run_all.py --readme
 
 clean:

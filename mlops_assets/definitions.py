@@ -122,13 +122,8 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
             bias_report, fair_model, shap_summary, model_evaluation, registered_model, champion_model,
             batch_predictions, drift_report,
         ],
-        asset_checks=[
-            preparation_checks.history_matches_schema,
-            preparation_checks.lags_stay_in_group,
-            preparation_checks.feature_null_fraction,
-            preparation_checks.split_is_time_ordered_check,
-            preparation_checks.groups_in_every_split,
-        ],
+        # Every check declared in the preparation module, so a new check cannot be left out here.
+        asset_checks=dg.load_asset_checks_from_modules([preparation_checks]),
         jobs=[ingestion_job, preparation_job, training_job, rollback_job, manual_promotion_job, monitoring_job],
         schedules=[daily_monitoring_schedule, weekly_retraining_schedule],
         sensors=[
