@@ -1,8 +1,11 @@
-"""Cleaning one parsed batch: casts, UTC timestamps, range rules, spikes, de-duplication.
+"""Cleaning one parsed batch: missing-value tokens, casts, UTC timestamps, range rules,
+spikes, de-duplication.
 
 Problems that make a batch untrustworthy raise `BatchError` (the batch is quarantined);
 known feed defects that have a safe repair (negative readings, spikes, re-sent rows) are
-repaired and counted in the `CleaningReport`, never silently.
+repaired and counted in the `CleaningReport`, never silently. Missing readings (a null or a
+token such as "NA") are counted, and refused only in a column whose spec says
+`allow_missing: false`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ _OFFSET = r"([+-]\d{2}:?\d{2})$"
 _ZONED = r"(Z|[+-]\d{2}:?\d{2})$"
 _DATE_TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M")
 MAX_REPORTED_ROWS = 1000
+MOSTLY_MISSING_FRACTION = 0.5
 
 
 @dataclass
@@ -31,6 +35,8 @@ class CleaningReport:
     spikes_nulled: int = 0
     out_of_order_rows: int = 0
     null_counts: dict[str, int] = field(default_factory=dict)
+    missing_tokens: dict[str, int] = field(default_factory=dict)
+    mostly_missing: dict[str, float] = field(default_factory=dict)
     missing_steps: int = 0
     largest_gap_hours: float = 0.0
     groups: int = 0
@@ -56,10 +62,12 @@ def clean_batch(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> tuple[pl.D
     _require_columns(frame, spec, file)
     report.extra_columns = [c for c in frame.columns if c not in (*spec.required_columns, ROW_COLUMN)]
     frame = frame.select(*spec.required_columns, ROW_COLUMN)
+    frame = _null_missing_tokens(frame, spec, report)
     frame = _cast_timestamp(frame, spec, file)
     frame = _cast_keys_and_categories(frame, spec, file)
     report.out_of_order_rows = _count_out_of_order(frame, spec)
     frame = _cast_numeric(frame, spec, file)
+    _reject_missing(frame, spec, file)
     frame = _apply_ranges(frame, spec, file, report)
     frame = _null_spikes(frame, spec, report)
     frame = _deduplicate(frame, spec, report)
@@ -82,6 +90,52 @@ def _require_columns(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> None:
         )
 
 
+def _null_missing_tokens(frame: pl.DataFrame, spec: DatasetSpec, report: CleaningReport) -> pl.DataFrame:
+    """Text equal to a missing-value token (after stripping; case-sensitive) becomes null, and
+    so does a float NaN when "NaN" is a token (a Parquet writer's missing value). Group labels
+    are names, never tokens ("NA" may be Namibia or North America)."""
+    tokens = list(spec.missing_values)
+    columns = [spec.timestamp, *[c.column for c in spec.value_columns], *spec.categorical_features]
+    masks = {}
+    for name in columns:
+        dtype = frame.schema[name]
+        if dtype == pl.String and tokens:
+            masks[name] = pl.col(name).str.strip_chars().is_in(tokens).fill_null(False)
+        elif dtype in (pl.Float32, pl.Float64) and "NaN" in tokens:
+            masks[name] = pl.col(name).is_nan().fill_null(False)
+    if not masks:
+        return frame
+    found = frame.select(m.sum().alias(c) for c, m in masks.items()).row(0, named=True)
+    report.missing_tokens = {c: int(n) for c, n in found.items() if n}
+    return frame.with_columns(
+        pl.when(masks[c]).then(None).otherwise(pl.col(c)).alias(c) for c in report.missing_tokens
+    )
+
+
+def _reject_missing(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> None:
+    """A missing value (null or token) where the spec says `allow_missing: false`."""
+    strict = [c.column for c in spec.value_columns if not c.allow_missing]
+    refused = [c for c in strict if frame.get_column(c).null_count()]
+    if refused:
+        mask = pl.any_horizontal(pl.col(c).is_null() for c in refused)
+        raise BatchError(
+            file,
+            "missing_values",
+            f"missing values (empty or one of the tokens {list(spec.missing_values)}) in columns "
+            "whose spec says allow_missing: false",
+            rows=_rows(frame, mask),
+            columns=refused,
+        )
+
+
+def _on_grid(spec: DatasetSpec) -> pl.Expr:
+    """Whether `__ts` is on the data's grid, in the spec's local time: a whole number of steps
+    after local midnight (polars truncates a zoned time on the local clock), so daily data
+    sits at local midnights whatever the UTC offset of the day."""
+    local = pl.col("__ts").dt.convert_time_zone(spec.timezone)
+    return local.dt.truncate(spec.frequency).dt.convert_time_zone("UTC") == pl.col("__ts")
+
+
 def _cast_timestamp(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> pl.DataFrame:
     ts = spec.timestamp
     dtype = frame.schema[ts]
@@ -91,9 +145,7 @@ def _cast_timestamp(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> pl.Dat
     elif isinstance(dtype, pl.Datetime):
         zoned = pl.lit(dtype.time_zone is not None)
         col = pl.col(ts).dt.cast_time_unit("us")
-        parsed = col.dt.convert_time_zone("UTC") if dtype.time_zone else col.dt.replace_time_zone(
-            spec.timezone, ambiguous="earliest", non_existent="null"
-        ).dt.convert_time_zone("UTC")
+        parsed = col.dt.convert_time_zone("UTC") if dtype.time_zone else localize(col, spec)
     else:
         raise BatchError(file, "wrong_type", f"timestamp column has type {dtype}, expected text or datetime", columns=[ts])
     out = frame.with_columns(parsed.alias("__ts"))
@@ -112,12 +164,12 @@ def _cast_timestamp(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> pl.Dat
         raise BatchError(file, "null_timestamps", "rows without a timestamp", rows=_rows(out, missing), columns=[ts])
     if _reject_mixed_offsets(out, spec, file, zoned):
         _reject_ambiguous_local_times(out, spec, file, ~zoned)
-    off_grid = pl.col("__ts") != pl.col("__ts").dt.truncate(spec.frequency)
+    off_grid = ~_on_grid(spec)
     if out.select(off_grid.any()).item():
         raise BatchError(
             file,
             "off_grid_timestamps",
-            f"timestamps are not on the {spec.frequency} grid",
+            f"timestamps are not on the {spec.frequency} grid (steps from local midnight in {spec.timezone})",
             rows=_rows(out, off_grid),
             columns=[ts],
         )
@@ -206,8 +258,25 @@ def _parse_text_timestamps(column: pl.Expr, spec: DatasetSpec) -> pl.Expr:
     naive = pl.coalesce(
         pl.when(~has_offset).then(text).str.strptime(pl.Datetime("us"), f, strict=False) for f in naive_formats
     )
+    return pl.coalesce(with_offset, localize(naive, spec))
+
+
+def localize(naive: pl.Expr, spec: DatasetSpec) -> pl.Expr:
+    """Wall-clock times of the spec's zone as UTC instants (a time skipped by a DST change is
+    null). For daily data a midnight is the start of that local day, which is 01:00 where the
+    clocks jump at midnight (America/Santiago on 2024-09-08)."""
     local = naive.dt.replace_time_zone(spec.timezone, ambiguous="earliest", non_existent="null")
-    return pl.coalesce(with_offset, local.dt.convert_time_zone("UTC"))
+    local = local.dt.convert_time_zone("UTC")
+    if not spec.is_daily:
+        return local
+    return pl.when(naive == naive.dt.truncate("1d")).then(local_day_start(naive, spec.timezone)).otherwise(local)
+
+
+def local_day_start(day: pl.Expr, zone: str) -> pl.Expr:
+    """The first instant (UTC) of each local calendar day of `day` (a date or a naive datetime):
+    found from local noon, which always exists, truncated to the day on the local clock."""
+    noon = day.cast(pl.Date).cast(pl.Datetime("us")) + pl.duration(hours=12)
+    return noon.dt.replace_time_zone(zone).dt.truncate("1d").dt.convert_time_zone("UTC")
 
 
 def _cast_keys_and_categories(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> pl.DataFrame:
@@ -328,16 +397,27 @@ def _deduplicate(frame: pl.DataFrame, spec: DatasetSpec, report: CleaningReport)
 
 
 def _describe(frame: pl.DataFrame, spec: DatasetSpec, report: CleaningReport) -> None:
-    ts = pl.col(spec.timestamp)
-    step_us = spec.frequency_delta.total_seconds() * 1e6
     over = [spec.group] if spec.group else None
-    gap = ts.diff().dt.total_microseconds()
+    gap = step_gaps(pl.col(spec.timestamp), spec)
     gap = gap.over(over) if over else gap
-    gaps = frame.select((gap / step_us).alias("steps")).get_column("steps").drop_nulls()
+    gaps = frame.select(gap.alias("steps")).get_column("steps").drop_nulls()
     report.rows_out = frame.height
     report.missing_steps = int((gaps - 1).clip(lower_bound=0).sum()) if len(gaps) else 0
-    report.largest_gap_hours = float(gaps.max() * spec.frequency_delta.total_seconds() / 3600) if len(gaps) else 0.0
+    report.largest_gap_hours = float(gaps.max() * spec.frequency_hours) if len(gaps) else 0.0
     report.groups = frame.get_column(spec.group).n_unique() if spec.group else 1
     report.null_counts = {c: n for c, n in zip(frame.columns, frame.null_count().row(0)) if n and c != ROW_COLUMN}
+    report.mostly_missing = {
+        c: round(n / frame.height, 4)
+        for c, n in report.null_counts.items()
+        if frame.height and n / frame.height > MOSTLY_MISSING_FRACTION
+    }
     report.first_timestamp = str(frame.get_column(spec.timestamp).min())
     report.last_timestamp = str(frame.get_column(spec.timestamp).max())
+
+
+def step_gaps(ts: pl.Expr, spec: DatasetSpec) -> pl.Expr:
+    """Steps between consecutive timestamps: local calendar days for daily data (a day is 23
+    or 25 hours at a DST change), else elapsed time over the step."""
+    if spec.is_daily:
+        return ts.dt.convert_time_zone(spec.timezone).dt.date().diff().dt.total_days()
+    return (ts.diff().dt.total_microseconds() / (spec.frequency_delta.total_seconds() * 1e6)).round()

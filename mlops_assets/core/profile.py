@@ -61,7 +61,7 @@ def build_profile(train: pl.DataFrame, *, numeric: list[str], categorical: list[
     columns = {name: numeric_profile(train.get_column(name), bins) for name in numeric}
     columns.update({name: categorical_profile(train.get_column(name)) for name in categorical})
     group_rows = (
-        {str(k): int(v) for k, v in train.get_column(group).value_counts().iter_rows()} if group else {"<all>": train.height}
+        {str(k): int(v) for k, v in train.get_column(group).value_counts().iter_rows()} if group else {"all": train.height}
     )
     return {
         "rows": train.height,

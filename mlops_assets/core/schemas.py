@@ -21,13 +21,21 @@ def _range_checks(col: ColumnSpec) -> list[pa.Check]:
     return []
 
 
+def may_be_null(col: ColumnSpec, spec: DatasetSpec) -> bool:
+    """Nulls are allowed where the spec allows missing values, and where cleaning itself
+    nulls a value it repairs (an out-of-range reading with `on_out_of_range: null`, a target
+    spike)."""
+    repaired = col.on_out_of_range == "null" or (col.column == spec.target.column and bool(spec.spike_mad_threshold))
+    return col.allow_missing or repaired
+
+
 def clean_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
     """What a cleaned batch (and the merged history) must look like."""
     columns: dict[str, pa.Column] = {spec.timestamp: pa.Column(UTC_TIMESTAMP, nullable=False)}
     if spec.group:
         columns[spec.group] = pa.Column(pl.String, nullable=False, checks=[pa.Check.str_length(min_value=1)])
     for col in spec.value_columns:
-        columns[col.column] = pa.Column(pl.Float64, nullable=True, checks=_range_checks(col))
+        columns[col.column] = pa.Column(pl.Float64, nullable=may_be_null(col, spec), checks=_range_checks(col))
     for name in spec.categorical_features:
         columns[name] = pa.Column(pl.String, nullable=True)
     return pa.DataFrameSchema(columns, unique=spec.key_columns, strict=True, name=f"{spec.name}_clean")

@@ -30,7 +30,8 @@ def test_spec_from_env_var(tmp_path, monkeypatch):
         ({"target": {"column": "y", "on_out_of_range": "clip"}}, "on_out_of_range"),
         ({"target": {"column": "y", "min": 5, "max": 1}}, "min 5"),
         ({"group": "ts"}, "columns used twice"),
-        ({"frequency": "hourly"}, "frequency"),
+        ({"frequency": "fortnightly"}, "frequency"),
+        ({"frequency": "2h"}, "not supported"),
     ],
 )
 def test_invalid_specs_are_rejected_with_the_field(change, message):
@@ -41,3 +42,33 @@ def test_invalid_specs_are_rejected_with_the_field(change, message):
 def test_missing_required_field():
     with pytest.raises(SpecError, match="'target'"):
         spec_from_dict({"name": "x", "timestamp": "ts"})
+
+
+def test_missing_values_and_feature_roles():
+    spec = spec_from_dict(
+        {
+            **MINIMAL,
+            "missing_values": ["NA", " - "],
+            "target": {"column": "y", "allow_missing": False},
+            "features": {"numeric": ["t", {"column": "price", "known_in_advance": False}], "temperature": "t"},
+            "calendar": {"holidays_country": "AU", "holidays_subdivision": "VIC", "holiday_column": "school_break"},
+        }
+    )
+    assert spec.missing_values == ("NA", "-") and not spec.target.allow_missing
+    assert spec.known_numeric_columns == ["t", "school_break"] and spec.observed_only_columns == ["price"]
+    assert spec.temperature_column == "t" and spec.holidays_subdivision == "VIC"
+    assert spec_from_dict(MINIMAL).missing_values == ("", "NA", "NaN", "null")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"features": {"numeric": [{"column": "p", "known_in_advance": "no"}]}}, "known_in_advance must be true"),
+        ({"features": {"numeric": ["p"], "temperature": "temp"}}, "features.temperature 'temp' must be one of"),
+        ({"missing_values": "NA"}, "missing_values must be a list"),
+        ({"preparation": {"lags": ["3 weeks?"]}}, "is not a duration"),
+    ],
+)
+def test_roles_and_tokens_are_validated(change, message):
+    with pytest.raises(SpecError, match=message):
+        spec_from_dict({**MINIMAL, **change}, source="bad.yaml")

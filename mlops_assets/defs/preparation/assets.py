@@ -5,7 +5,7 @@ from datetime import timedelta
 import dagster as dg
 import polars as pl
 
-from mlops_assets.core.features import build_features, categorical_columns, feature_columns
+from mlops_assets.core.features import BASELINE_COLUMNS, build_features, categorical_columns, feature_columns
 from mlops_assets.core.history import content_hash, merge_batches
 from mlops_assets.core.profile import build_profile, profile_table
 from mlops_assets.core.splitting import time_split
@@ -50,8 +50,10 @@ def load_history(context: dg.AssetExecutionContext, clean_load: dict[str, pl.Laz
 
 @dg.asset(group_name="preparation", kinds={"polars", "parquet"}, automation_condition=prepared_condition)
 def features(context: dg.AssetExecutionContext, load_history: pl.DataFrame, dataset: DatasetSpecResource):
-    """Calendar (local time, holidays), weather and per-group lag and rolling features of the
-    target. Lags are at least the forecast horizon (day-ahead safe) and never cross groups."""
+    """Calendar (local time at the data's resolution, holidays), known features, and per-group
+    lag and rolling features of the target and of observed-only features. Lags are at least the
+    forecast horizon (day-ahead safe) and never cross groups. Missing feature values stay null;
+    the baselines (target a week and a day earlier) ride along, not as model inputs."""
     spec = dataset.load()
     frame, report = build_features(load_history, spec)
     return dg.Output(
@@ -60,6 +62,9 @@ def features(context: dg.AssetExecutionContext, load_history: pl.DataFrame, data
         metadata={
             **counts(report.to_dict()),
             "feature_columns": dg.MetadataValue.json(feature_columns(spec)),
+            "baseline_columns": dg.MetadataValue.json(list(BASELINE_COLUMNS)),
+            "feature_null_counts": dg.MetadataValue.json(report.feature_null_counts),
+            "frequency": spec.frequency,
             "horizon_hours": spec.horizon_hours,
             "lags_hours": dg.MetadataValue.json(list(spec.lags_hours)),
         },

@@ -40,7 +40,7 @@ def test_preparation_builds_history_features_splits_and_profile(defs, instance, 
     assert instance.get_latest_data_version_record(dg.AssetKey("load_history")) is not None
 
     checks = checks_by_name(result)
-    for name in ("history_matches_schema", "lags_stay_in_group", "split_is_time_ordered_check", "groups_in_every_split"):
+    for name in ("history_matches_schema", "lags_stay_in_group", "no_observed_value_after_cutoff", "split_is_time_ordered_check", "groups_in_every_split"):
         assert checks[name].passed, checks[name].description
     train, validation, test = (result.output_for_node("splits", name) for name in ("train_set", "validation_set", "test_set"))
     assert train.get_column(TS).max() < validation.get_column(TS).min() < test.get_column(TS).min()
