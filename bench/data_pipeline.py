@@ -3,7 +3,8 @@
     python bench/data_pipeline.py [--rows 100000 1000000] [--out bench/results/data_pipeline.json]
 
 For each size the landing data is generated once (not timed): CSV bytes in several batch files
-whose days overlap (so "latest batch wins" in the merge matters), with the usual feed defects.
+whose days overlap (so "latest batch wins" in the merge matters), with the usual feed defects
+and some readings written as the spec's missing-value tokens ("NA", " null ", ...).
 Each implementation then runs landing -> splits in a fresh subprocess per repetition
 (`--worker`, hidden), so wall time and peak memory belong to that implementation alone:
 
@@ -12,7 +13,8 @@ Each implementation then runs landing -> splits in a fresh subprocess per repeti
 Peak memory is the process's peak RSS (`getrusage(RUSAGE_SELF).ru_maxrss`, after resetting the
 kernel's high-water mark via /proc/self/clear_refs when allowed) minus the RSS measured after
 imports and after the input bytes are loaded. The two outputs are checked to be the same work
-(split row counts, lag values on a sample, column sums) before any figure is written.
+(split row counts and columns, cleaning/merge/feature report counts, lag, rolling, baseline
+and rolling-temperature values on a sample, column sums) before any figure is written.
 
 Writes the JSON to --out and a Markdown table next to it (data_pipeline.md).
 """
@@ -51,6 +53,7 @@ DEFAULT_ROWS = (100_000, 1_000_000)
 DEFAULT_OUT = ROOT / "bench" / "results" / "data_pipeline.json"
 ROWS_PER_GROUP = 20_000  # ~834 days of hourly data per group: more rows = more groups
 OVERLAP_DAYS = 3
+TOKEN_RATE = 0.001  # share of target and first-feature readings written as a missing-value token
 SAMPLE_ROWS = 500
 LAG_TOLERANCE = 1e-6
 SUM_TOLERANCE = 1e-9
@@ -79,6 +82,7 @@ def generate_landing(spec: DatasetSpec, rows: int, files: int, seed: int, local_
     groups, days = shape_for(rows)
     batches, source = simulated_batches(spec, groups, days, files, seed)
     batches = with_resent_days(batches, spec)
+    batches, tokens = with_missing_tokens(batches, spec, seed)
     encoded = [(name, to_csv_bytes(frame, spec, local_offsets)) for name, frame in batches]
     stacked = pl.concat([frame.select(spec.key_columns) for _, frame in batches])
     meta = {
@@ -89,6 +93,7 @@ def generate_landing(spec: DatasetSpec, rows: int, files: int, seed: int, local_
         "landed_rows": stacked.height,
         "landed_mb": round(sum(len(data) for _, data in encoded) / 2**20, 1),
         "resent_days_per_file": OVERLAP_DAYS,
+        "missing_tokens_written": tokens,
         "timestamps": "local time with UTC offset" if local_offsets else "UTC, ISO-8601 with +00:00 (as the simulator writes)",
     }
     return encoded, meta
@@ -133,6 +138,32 @@ def with_resent_days(batches: list[tuple[str, Any]], spec: DatasetSpec) -> list[
         resent = previous.filter(ts > cutoff).with_columns(pl.when(y > 0).then((y * 1.01).round(1)).otherwise(y).alias(spec.target.column))
         out.append((name, pl.concat([resent, frame])))
     return out
+
+
+def with_missing_tokens(
+    batches: list[tuple[str, Any]], spec: DatasetSpec, seed: int
+) -> tuple[list[tuple[str, Any]], int]:
+    """About TOKEN_RATE of the target and first numeric feature readings replaced by the spec's
+    non-empty missing-value tokens (some padded with spaces), as text; and how many."""
+    import numpy as np
+    import polars as pl
+
+    tokens = [t for t in spec.missing_values if t]
+    if not tokens:
+        return batches, 0
+    columns = [spec.target.column, *spec.numeric_columns[:1]]
+    choices = np.array([*tokens, *(f" {t} " for t in tokens)])
+    rng = np.random.default_rng(seed + 1)
+    out, written = [], 0
+    for name, frame in batches:
+        replaced = []
+        for col in columns:
+            hit = rng.random(frame.height) < TOKEN_RATE
+            written += int(hit.sum())
+            token = pl.Series(rng.choice(choices, frame.height))
+            replaced.append(pl.when(pl.Series(hit)).then(token).otherwise(pl.col(col).cast(pl.String)).alias(col))
+        out.append((name, frame.with_columns(replaced)))
+    return out, written
 
 
 def to_csv_bytes(frame: Any, spec: DatasetSpec, local_offsets: bool) -> bytes:
@@ -267,15 +298,25 @@ def sample_positions(n: int) -> list[int]:
     return sorted({round(i * (n - 1) / (SAMPLE_ROWS - 1)) for i in range(SAMPLE_ROWS)})
 
 
-def summarize(impl: str, out: dict[str, Any], spec: DatasetSpec) -> dict[str, Any]:
-    """Row counts, report counts, a keyed sample of the lag columns and column sums per split."""
-    from bench.pandas_reference import lag_columns
+def sampled_columns(spec: DatasetSpec) -> list[str]:
+    """The columns compared value by value on the sample: everything computed along the time
+    axis (target and observed-feature lags, rolling statistics, rolling temperature, baselines)."""
+    from bench import pandas_reference as ref
 
-    lags = lag_columns(spec)
-    summary: dict[str, Any] = {"counts": {}, "samples": {}, "sums": {}}
+    return [
+        *ref.lag_columns(spec), *ref.observed_lag_columns(spec), *ref.temperature_columns(spec), *ref.BASELINE_COLUMNS
+    ]
+
+
+def summarize(impl: str, out: dict[str, Any], spec: DatasetSpec) -> dict[str, Any]:
+    """Row counts, columns, report counts, a keyed sample of the time-axis columns and column
+    sums per split."""
+    lags = sampled_columns(spec)
+    summary: dict[str, Any] = {"counts": {}, "columns": {}, "samples": {}, "sums": {}}
     for split in SPLITS:
         frame = out[split]
         summary["counts"][split] = len(frame)
+        summary["columns"][split] = list(frame.columns)
         numeric = [c for c in frame.columns if c not in (spec.group, spec.timestamp, *spec.categorical_features)]
         pick = sample_positions(len(frame))
         if impl == "polars":
@@ -299,11 +340,17 @@ def summarize(impl: str, out: dict[str, Any], spec: DatasetSpec) -> dict[str, An
     return summary
 
 
-def report_counts(out: dict[str, Any]) -> dict[str, int]:
-    """The repair and merge counts both implementations report."""
-    clean = out["clean"]
+def report_counts(out: dict[str, Any]) -> dict[str, Any]:
+    """The repair, merge and feature counts both implementations report."""
+    clean, features = out["clean"], out["features"]
+    tokens: dict[str, int] = {}
+    for r in clean:
+        for col, n in r["missing_tokens"].items():
+            tokens[col] = tokens.get(col, 0) + n
     return {
         "clean_rows_out": sum(r["rows_out"] for r in clean),
+        "missing_tokens": tokens,
+        "out_of_order_rows": sum(r["out_of_order_rows"] for r in clean),
         "out_of_range_nulled": sum(sum(r["out_of_range_nulled"].values()) for r in clean),
         "spikes_nulled": sum(r["spikes_nulled"] for r in clean),
         "exact_duplicates_dropped": sum(r["exact_duplicates_dropped"] for r in clean),
@@ -311,9 +358,13 @@ def report_counts(out: dict[str, Any]) -> dict[str, int]:
         "missing_steps": sum(r["missing_steps"] for r in clean),
         "merge_rows_out": out["merge"]["rows_out"],
         "superseded_rows": out["merge"]["superseded_rows"],
-        "grid_rows": out["features"]["grid_rows"],
-        "interpolated_target_points": out["features"]["interpolated_target_points"],
-        "feature_rows_out": out["features"]["rows_out"],
+        "grid_rows": features["grid_rows"],
+        "missing_target_values": features["missing_target_values"],
+        "interpolated_target_points": features["interpolated_target_points"],
+        "rows_without_target": features["rows_without_target"],
+        "rows_without_full_lags": features["rows_without_full_lags"],
+        "feature_rows_out": features["rows_out"],
+        "feature_null_counts": features["feature_null_counts"],
     }
 
 
@@ -436,9 +487,19 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def value_diff(x: float | None, y: float | None, relative: bool) -> float:
+    """Difference of two sampled values (relative to 1 + |x| if asked); missing on both sides
+    (None from polars, NaN from pandas) is no difference, on one side an infinite one."""
+    x_missing, y_missing = x is None or math.isnan(x), y is None or math.isnan(y)
+    if x_missing or y_missing:
+        return 0.0 if x_missing and y_missing else math.inf
+    return abs(x - y) / (1.0 + abs(x) if relative else 1.0)
+
+
 def check_equivalence(a: dict[str, Any], b: dict[str, Any], spec: DatasetSpec) -> dict[str, Any]:
     """Assert both implementations did the same work; return what was compared."""
     assert a["counts"] == b["counts"], f"split row counts differ: polars {a['counts']} pandas {b['counts']}"
+    assert a["columns"] == b["columns"], f"split columns differ: polars {a['columns']} pandas {b['columns']}"
     assert a["reports"] == b["reports"], f"report counts differ: polars {a['reports']} pandas {b['reports']}"
     lag_24h = f"{spec.target.column}_lag_24h"
     max_diff: dict[str, float] = {}
@@ -446,11 +507,11 @@ def check_equivalence(a: dict[str, Any], b: dict[str, Any], spec: DatasetSpec) -
         sa, sb = a["samples"][split], b["samples"][split]
         assert [tuple(k) for k in sa["keys"]] == [tuple(k) for k in sb["keys"]], f"{split}: sampled keys differ"
         for col, values in sa["values"].items():
-            diffs = [abs(x - y) / (1.0 if col == lag_24h else 1.0 + abs(x)) for x, y in zip(values, sb["values"][col])]
+            diffs = [value_diff(x, y, relative=col != lag_24h) for x, y in zip(values, sb["values"][col])]
             max_diff[col] = max(max_diff.get(col, 0.0), max(diffs, default=0.0))
     assert max_diff[lag_24h] <= LAG_TOLERANCE, f"{lag_24h} differs by {max_diff[lag_24h]}"
     bad = {c: d for c, d in max_diff.items() if d > LAG_TOLERANCE}
-    assert not bad, f"lag/rolling columns differ on the sample: {bad}"
+    assert not bad, f"lag/rolling/baseline columns differ on the sample: {bad}"
     sum_diff = max(
         abs(x - b["sums"][s][c]) / max(1.0, abs(x)) for s in SPLITS for c, x in a["sums"][s].items()
     )
@@ -461,6 +522,7 @@ def check_equivalence(a: dict[str, Any], b: dict[str, Any], spec: DatasetSpec) -
         "sampled_rows_per_split": {s: len(a["samples"][s]["keys"]) for s in SPLITS},
         "max_abs_diff_lag_24h": max_diff[lag_24h],
         "max_rel_diff_lag_and_rolling": max(max_diff.values()),
+        "sampled_columns": sorted(max_diff),
         "max_rel_diff_column_sums": sum_diff,
         "columns_summed": len(a["sums"]["train"]),
         "passed": True,
@@ -546,7 +608,8 @@ def markdown(report: dict[str, Any]) -> str:
         "≤ 1 GB peak at 1M rows: "
         + ("not measured" if g["peak_met"] is None else ("met" if g["peak_met"] else "**not met**") + " (absolute peak RSS)")
         + ". Peak + = increase over the process's RSS after imports and after loading the input bytes; abs = peak RSS. "
-        "Both implementations give the same split row counts, cleaning/merge/feature counts, lag values and column sums (checked on every run of the script).",
+        "Both implementations give the same split row counts and columns, cleaning/merge/feature counts, "
+        "lag, rolling and baseline values and column sums (checked on every run of the script).",
         "",
     ]
     loads = [b for size in report["sizes"] for impl in IMPLEMENTATIONS for b in size[impl]["background_busy_cores_runs"]]
