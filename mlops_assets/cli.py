@@ -81,6 +81,20 @@ def demo(days: int, groups: int, no_corrupt: bool) -> None:
 
 
 @main.command()
+@click.option(
+    "--train/--no-train", "train", default=None,
+    help="Retrain whatever happened (--train), or never (--no-train). Default: when the history changed since the last training.",
+)
+def run(train: bool | None) -> None:
+    """Process whatever is in the landing zone, without simulating anything: ingest new files,
+    prepare, train and promote when the history changed, and monitor every new batch once a
+    champion exists. Prints a summary; the exit code is 1 only when something broke."""
+    from mlops_assets.local_run import run_landed
+
+    sys.exit(run_landed(train=train, echo=click.echo))
+
+
+@main.command()
 def status() -> None:
     """Batches ingested and quarantined, and the latest prepared data."""
     from mlops_assets.status import print_status

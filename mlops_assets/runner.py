@@ -11,15 +11,21 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from mlops_assets import settings
-from mlops_assets.defs.ingestion.discovery import discover_batches
+from mlops_assets.defs.ingestion.discovery import cli_run_tags, discover_batches, received_keys, running_keys
 from mlops_assets.defs.partitions import BATCHES
 
 
 @dataclass
 class IngestSummary:
+    """One look at the landing zone: batch keys ingested, quarantined (key -> reason) and failed
+    for another reason (key or file name -> error; still pending, retried on the next look),
+    names of files whose content was already received, and keys still in a run elsewhere."""
+
     succeeded: list[str] = field(default_factory=list)
     quarantined: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
     duplicates: list[str] = field(default_factory=list)
+    in_progress: list[str] = field(default_factory=list)
 
 
 def quiet_run_config(extra: dict | None = None) -> dict:
@@ -37,31 +43,45 @@ def local_instance() -> dg.DagsterInstance:
 
 
 def ingest_landed(defs: dg.Definitions, instance: dg.DagsterInstance) -> IngestSummary:
-    """What `new_data_sensor` does, run synchronously: one ingestion run per new batch."""
+    """What `new_data_sensor` does, run synchronously: one ingestion run per new or pending
+    batch. A failed run is a quarantine only when the batch was quarantined (a data error);
+    any other failure leaves the batch pending for the next look."""
     landing = defs.resources["landing"]
+    found = discover_batches(landing, received_keys(instance, landing), {}, running_keys(instance))
+    summary = IngestSummary(
+        failed=dict(found.failed),
+        duplicates=[f.name for f in found.already_known],
+        in_progress=[f.key for f in found.in_progress],
+    )
     known = set(instance.get_dynamic_partitions(BATCHES))
-    found = discover_batches(landing, known, {})
-    summary = IngestSummary(duplicates=[f.name for f in found.already_known])
-    if found.new:
-        instance.add_dynamic_partitions(BATCHES, [f.key for f in found.new])
+    unknown = [f.key for f in found.new if f.key not in known]
+    if unknown:
+        instance.add_dynamic_partitions(BATCHES, unknown)
     job = defs.resolve_job_def("ingestion_job")
     for landed in found.new:
         result = job.execute_in_process(
-            partition_key=landed.key, instance=instance, raise_on_error=False, tags={"mlops/landed_file": landed.name[:200]},
+            partition_key=landed.key, instance=instance, raise_on_error=False,
+            tags={"mlops/landed_file": landed.name[:200], **cli_run_tags()},
             run_config=quiet_run_config(),
         )
         if result.success:
             summary.succeeded.append(landed.key)
+        elif landing.is_quarantined(landed.key):
+            summary.quarantined[landed.key] = failure_message(result).removeprefix("quarantined: ")
         else:
-            summary.quarantined[landed.key] = _failure_message(result)
+            summary.failed[landed.key] = failure_message(result)
     return summary
 
 
-def run_job(defs: dg.Definitions, name: str, instance: dg.DagsterInstance) -> StoredOutputsResult:
-    """Run an unpartitioned job of `defs` in this process, as `execute_in_process` does, but
-    without keeping every step's output in memory until the run ends: each output is released
-    once the steps that need it have loaded it from storage, and `output_for_node` reads it back
-    from there. At 1M rows the kept outputs were about 500 MB of frames (bench/end_to_end.py)."""
+def run_job(
+    defs: dg.Definitions, name: str, instance: dg.DagsterInstance,
+    asset_selection: set[dg.AssetKey] | None = None, tags: dict[str, str] | None = None,
+) -> StoredOutputsResult:
+    """Run an unpartitioned job of `defs` (or the `asset_selection` part of it) in this process,
+    as `execute_in_process` does, but without keeping every step's output in memory until the
+    run ends: each output is released once the steps that need it have loaded it from storage,
+    and `output_for_node` reads it back from there. At 1M rows the kept outputs were about
+    500 MB of frames (bench/end_to_end.py)."""
     from dagster._core.definitions.job_base import InMemoryJob
     from dagster._core.execution.execute_in_process import core_execute_in_process
 
@@ -69,13 +89,15 @@ def run_job(defs: dg.Definitions, name: str, instance: dg.DagsterInstance) -> St
     # call with capture off (dagster is pinned exactly; mlops_assets_tests/test_runner.py checks the release).
     run_config = quiet_run_config()
     job = defs.resolve_job_def(name)
+    if asset_selection is not None:
+        job = job.get_subset(asset_selection=asset_selection)
     result = core_execute_in_process(
         job=InMemoryJob(job_def=job.as_ephemeral_job(resource_defs={}, input_values={})),
         run_config=run_config,
         instance=instance,
         output_capturing_enabled=False,
         raise_on_error=False,
-        run_tags={**job.run_tags},
+        run_tags={**job.run_tags, **(tags or {})},
     )
     return StoredOutputsResult(result, defs, instance)
 
@@ -105,13 +127,27 @@ def step_errors(result: dg.ExecuteInProcessResult) -> list[tuple[str, str]]:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error:
             error = event.step_failure_data.error
-            root = error.cause if error.cls_name == "DagsterExecutionStepExecutionError" and error.cause else error
+            root = error
+            # Dagster wraps what went wrong (in the step, in an IO manager, ...): show the cause.
+            while root.cause and root.cls_name.startswith("DagsterExecution"):
+                root = root.cause
             message = root.message.strip().splitlines()[0] if root.message.strip() else root.cls_name
             errors.append((event.step_key, message.split(": ", 1)[-1] if message.startswith("dagster.") else message))
     return errors
 
 
-def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+def refused_only(result: dg.ExecuteInProcessResult, steps: tuple[str, ...] = ("registered_model",)) -> bool:
+    """Whether the run failed only because blocking checks of `steps` said no (an outcome,
+    such as a refused promotion), not because anything broke."""
+    failures = [e for e in result.all_events if e.is_step_failure]
+    return bool(failures) and all(
+        e.step_key in steps and e.step_failure_data.error and e.step_failure_data.error.cls_name == "DagsterAssetCheckFailedError"
+        for e in failures
+    )
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    """The first failed step's error, in one line."""
     errors = step_errors(result)
     return errors[0][1] if errors else "failed"
 
@@ -129,5 +165,5 @@ def change_champion(job: str, config: dict, echo) -> int:
         meta = result.get_asset_materialization_events()[0].materialization.metadata
         echo(f"{meta['action'].value}; champion is now v{meta['champion_version'].value}")
         return 0
-    echo(f"not changed: {_failure_message(result)}")
+    echo(f"not changed: {failure_message(result)}")
     return 1

@@ -27,13 +27,18 @@ def print_status(echo: Callable[[str], None]) -> None:
     batches = instance.get_dynamic_partitions(BATCHES)
     quarantined = quarantined_batches()
     echo(f"MLOPS_HOME   {settings.mlops_home()}")
-    echo(f"batches      {len(batches)} received, {len(quarantined)} quarantined")
+    cleaned = instance.get_materialized_partitions(dg.AssetKey("clean_load"))
+    pending = [key for key in batches if key not in cleaned and key not in {r["batch"] for r in quarantined}]
+    waiting = f", {len(pending)} pending (failed, will retry)" if pending else ""
+    echo(f"batches      {len(batches)} received, {len(quarantined)} quarantined{waiting}")
+    for key in pending:
+        echo(f"  pending {key}")
     for record in quarantined:
         echo(f"  quarantined {record['batch']}: {record['reason']['summary'][:200]}")
     _print_registry(echo)
     event = instance.get_latest_materialization_event(dg.AssetKey("load_history"))
     if event is None:
-        echo("load_history not materialized yet: run `mlops-assets demo` or land files with the UI running")
+        echo("load_history not materialized yet: land files and run `mlops-assets run` (or `mlops-assets demo`)")
         return
     meta = event.asset_materialization.metadata
     echo(

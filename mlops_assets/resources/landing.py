@@ -122,6 +122,17 @@ class LandingZone(dg.ConfigurableResource):
             stats.append(FileStat(path.name, int(info.st_size), mtime))
         return sorted(stats, key=lambda s: (s.mtime, s.name))
 
+    def unsettled_files(self) -> list[str]:
+        """Batch files of a local landing zone changed within the last `settle_seconds` (still
+        being written, perhaps); empty for an object store, where uploads are whole."""
+        root = self._root()
+        if not self.settle_seconds or not _is_local(root) or not root.exists():
+            return []
+        now = time.time()
+        return sorted(
+            p.name for p in root.iterdir() if p.is_file() and is_candidate_file(p.name) and now - p.stat().st_mtime < self.settle_seconds
+        )
+
     def _landed_path(self, name: str) -> UPath:
         """The landing file `name`; anything but one plain path segment is refused."""
         if not name or name in (".", "..") or "/" in name or "\x00" in name:
@@ -197,6 +208,17 @@ class LandingZone(dg.ConfigurableResource):
         if sha256_hex(data) != landed.sha256:
             raise RuntimeError(f"archived bytes of batch {key} do not match their recorded SHA-256")
         return landed, data
+
+    def quarantined_keys(self) -> list[str]:
+        """Batch keys with a quarantine record (`<key>/reason.json`): written last, so a key is
+        here only once its quarantine is complete."""
+        root = storage_path(self.quarantine_root)
+        if not root.exists():
+            return []
+        return sorted(path.parent.name for path in root.glob("*/reason.json"))
+
+    def is_quarantined(self, key: str) -> bool:
+        return (storage_path(self.quarantine_root) / key / "reason.json").exists()
 
     def quarantine(self, key: str, reason: dict[str, Any]) -> str:
         """Copy the batch's bytes (a file refused on arrival: move it, unread) and a JSON reason
