@@ -140,20 +140,23 @@ def ingest_landed_deployed(defs: Any, instance: Any) -> Any:
     (each step in its own process)."""
     import dagster as dg
 
-    from mlops_assets.defs.ingestion.discovery import discover_batches
+    from mlops_assets.defs.ingestion.discovery import discover_batches, received_keys, running_keys
     from mlops_assets.defs.partitions import BATCHES
     from mlops_assets.runner import IngestSummary, quiet_run_config
 
-    found = discover_batches(defs.resources["landing"], set(instance.get_dynamic_partitions(BATCHES)), {})
+    landing = defs.resources["landing"]
+    found = discover_batches(landing, received_keys(instance, landing), {}, running_keys(instance))
     summary = IngestSummary(duplicates=[f.name for f in found.already_known])
-    if found.new:
-        instance.add_dynamic_partitions(BATCHES, [f.key for f in found.new])
+    known = set(instance.get_dynamic_partitions(BATCHES))
+    instance.add_dynamic_partitions(BATCHES, [f.key for f in found.new if f.key not in known])
     for landed in found.new:
         with dg.execute_job(_recon_job("ingestion_job"), instance=instance, run_config=quiet_run_config(), tags={"dagster/partition": landed.key}) as result:
             if result.success:
                 summary.succeeded.append(landed.key)
+            elif landing.is_quarantined(landed.key):
+                summary.quarantined[landed.key] = "quarantined (reason.json in the quarantine folder)"
             else:
-                summary.quarantined[landed.key] = "failed (see the run in the Dagster UI)"
+                summary.failed[landed.key] = "failed, will retry (see the run in the Dagster UI)"
     return summary
 
 

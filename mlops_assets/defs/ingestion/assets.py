@@ -76,6 +76,9 @@ def clean_load(context: dg.AssetExecutionContext, raw_load: pl.DataFrame, landin
         yield from quarantine_and_fail(context, landing, error, "valid_batch", "clean_load")
         return
     summary = report.to_dict()
+    if report.mostly_missing:
+        shares = ", ".join(f"{column} {share:.0%}" for column, share in report.mostly_missing.items())
+        context.log.warning(f"batch {context.partition_key}: mostly missing values in {shares} (kept, counted)")
     yield dg.Output(
         frame,
         metadata={
@@ -83,6 +86,8 @@ def clean_load(context: dg.AssetExecutionContext, raw_load: pl.DataFrame, landin
             "spikes_nulled": report.spikes_nulled,
             "out_of_range_nulled": dg.MetadataValue.json(report.out_of_range_nulled),
             "null_counts": dg.MetadataValue.json(report.null_counts),
+            "missing_tokens": dg.MetadataValue.json(report.missing_tokens),
+            "mostly_missing": dg.MetadataValue.json(report.mostly_missing),
             "first_timestamp": report.first_timestamp,
             "last_timestamp": report.last_timestamp,
             "extra_columns_ignored": ", ".join(report.extra_columns) or "-",

@@ -75,3 +75,17 @@ def test_unreadable_file_fails_the_raw_check(defs, instance, landing_dir, mlops_
     assert "not UTF-8" in summary.quarantined[key]
     assert not check_evaluation(instance, "raw_load", "readable").passed
     assert (mlops_home / "quarantine" / key / "reason.json").exists()
+
+
+def test_missing_value_tokens_are_counted_not_quarantined(defs, instance, landing_dir):
+    frame = hourly_frame(SPEC, ["A"], 48).with_columns(pl.col("load_mw", "wind_speed_ms").cast(pl.String))
+    frame = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("NA")).otherwise(pl.col("load_mw")).alias("load_mw"),
+        pl.when(pl.int_range(pl.len()) >= 8).then(pl.lit("null")).otherwise(pl.col("wind_speed_ms")).alias("wind_speed_ms"),
+    )
+    (landing_dir / "with_na.csv").write_bytes(to_csv_bytes(frame))
+    summary = ingest_landed(defs, instance)
+    assert len(summary.succeeded) == 1 and not summary.quarantined and not summary.failed
+    clean = instance.get_latest_materialization_event(dg.AssetKey("clean_load")).asset_materialization
+    assert clean.metadata["missing_tokens"].value == {"load_mw": 1, "wind_speed_ms": 40}
+    assert clean.metadata["mostly_missing"].value == {"wind_speed_ms": round(40 / 48, 4)}
