@@ -1,8 +1,9 @@
 """Promotion rules: every check gives an explicit verdict with a readable reason.
 
-NaN, a missing metric, empty test data or too few rows always fail. The first model is held
-to value thresholds; later ones also to the serving champion, re-scored on the same test
-rows, with a signed margin and a paired bootstrap interval on the error difference."""
+NaN, a missing metric, empty test data or too few rows always fail. Every model must beat the
+seasonal-naive forecast on the test rows (skill, a scale-free measure that always exists; MAPE
+and R2 thresholds are options); later ones also the serving champion, re-scored on the same
+test rows, with a signed margin and a paired bootstrap interval on the error difference."""
 
 from __future__ import annotations
 
@@ -31,8 +32,14 @@ class Verdict:
 
 @dataclass(frozen=True)
 class PromotionPolicy:
-    max_mape: float = 15.0
-    min_r2: float = 0.5
+    """`min_skill`: the challenger must beat seasonal naive on the test rows by more than this
+    (skill = 1 - MAE/MAE(seasonal naive)); always applied. `max_mape` / `min_r2`: optional
+    thresholds (None = not used); a MAPE that is absent because the target reaches zero is
+    reported, not failed."""
+
+    min_skill: float = 0.0
+    max_mape: float | None = None
+    min_r2: float | None = None
     min_test_rows: int = 48
     margin: float = 0.02  # the challenger's MAE may be at most 2% worse than the champion's
     bootstrap: int = 1000
@@ -43,19 +50,60 @@ def _bad(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def performance_threshold(metrics: dict[str, float], policy: PromotionPolicy) -> Verdict:
+def _fmt(value: Any, spec: str) -> str:
+    return "n/a" if _bad(value) else format(value, spec)
+
+
+def _optional_thresholds(metrics: dict[str, Any], policy: PromotionPolicy) -> tuple[list[str], list[str]]:
+    """(failures, notes) of the optional MAPE and R2 thresholds."""
+    failures, notes = [], []
+    if policy.max_mape is not None:
+        mape = metrics.get("mape")
+        if _bad(mape) and metrics.get("mape_absent_reason"):
+            notes.append(f"MAPE threshold not applied: {metrics['mape_absent_reason']}")
+        elif _bad(mape):
+            failures.append("MAPE missing or NaN")
+        elif mape > policy.max_mape:
+            failures.append(f"MAPE {mape:.2f}% > max {policy.max_mape:.2f}%")
+        else:
+            notes.append(f"MAPE {mape:.2f}% (max {policy.max_mape:.2f}%)")
+    if policy.min_r2 is not None:
+        r2 = metrics.get("r2")
+        if _bad(r2):
+            failures.append("R2 missing or NaN")
+        elif r2 < policy.min_r2:
+            failures.append(f"R2 {r2:.3f} < min {policy.min_r2:.3f}")
+        else:
+            notes.append(f"R2 {r2:.3f} (min {policy.min_r2:.3f})")
+    return failures, notes
+
+
+def performance_threshold(metrics: dict[str, Any], policy: PromotionPolicy) -> Verdict:
+    """Skill against seasonal naive above `min_skill` on enough test rows that have both
+    baselines, plus the optional MAPE/R2 thresholds. The reason shows skill, MASE and the MAE
+    against the day-before forecast on the same rows."""
     name = "performance_threshold"
     rows = metrics.get("n") or 0
     if rows < policy.min_test_rows:
         return Verdict(name, False, f"{rows} test rows < {policy.min_test_rows}: too little test data to judge")
-    missing = [m for m in ("mape", "r2", "mae", "rmse") if _bad(metrics.get(m))]
+    missing = [m for m in ("skill", "mae", "rmse") if _bad(metrics.get(m))]
     if missing:
-        return Verdict(name, False, f"metrics missing or NaN: {missing}")
-    ok = metrics["mape"] <= policy.max_mape and metrics["r2"] >= policy.min_r2
-    return Verdict(
-        name, ok,
-        f"MAPE {metrics['mape']:.2f}% (max {policy.max_mape:.2f}%), R2 {metrics['r2']:.3f} (min {policy.min_r2:.3f}) on {rows} rows",
+        why = "skill needs the seasonal-naive baseline on the test rows"
+        return Verdict(name, False, f"metrics missing or NaN: {missing} ({why})")
+    compared = metrics.get("baseline_rows") or 0
+    if compared < policy.min_test_rows:
+        too_few = f"{compared} test rows with both baselines < {policy.min_test_rows}"
+        return Verdict(name, False, f"{too_few}: too little test data to judge")
+    failures, notes = _optional_thresholds(metrics, policy)
+    skill = metrics["skill"]
+    if skill <= policy.min_skill:
+        failures.insert(0, f"skill {skill:.2f} not above {policy.min_skill:.2f}: no better than seasonal naive")
+    mae, day_before = _fmt(metrics.get("compared_mae", metrics["mae"]), ".4g"), _fmt(metrics.get("day_before_mae"), ".4g")
+    summary = (
+        f"skill {skill:.2f} vs seasonal naive (min > {policy.min_skill:.2f}), MASE {_fmt(metrics.get('mase'), '.2f')}, "
+        f"MAE {mae} vs day-before {day_before}, on {compared:,} rows"
     )
+    return Verdict(name, not failures, "; ".join([*failures, summary, *notes]))
 
 
 def paired_bootstrap(err_new: np.ndarray, err_champion: np.ndarray, draws: int, seed: int) -> tuple[float, float, float]:

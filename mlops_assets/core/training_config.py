@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ class TrainingConfig:
     early_stopping_rounds: int = 30
     linear_iterations: int = 12
     linear_space: dict[str, Any] = field(default_factory=lambda: dict(LINEAR_SPACE))
-    lstm_window: int = 24
+    lstm_window_hours: float = 24.0  # the LSTM's look-back in time, converted to steps of the data's frequency
     lstm_units: int = 32
     lstm_epochs: int = 12
     lstm_batch_size: int = 256
@@ -63,7 +64,7 @@ FAST = TrainingConfig(
     xgboost_space={**XGBOOST_SPACE, "n_estimators": [30, 60], "max_depth": [3, 4]},
     early_stopping_rounds=10,
     linear_iterations=3,
-    lstm_window=6,
+    lstm_window_hours=6.0,
     lstm_units=8,
     lstm_epochs=2,
     lstm_patience=1,
@@ -73,6 +74,13 @@ FAST = TrainingConfig(
     max_train_rows=None,
 )
 PROFILES = {"full": TrainingConfig(), "fast": FAST}
+MIN_WINDOW_STEPS = 2
+
+
+def window_steps(hours: float, frequency: timedelta | None) -> int:
+    """`hours` of look-back as whole steps of `frequency` (hourly when unknown), at least two."""
+    step = (frequency or timedelta(hours=1)).total_seconds()
+    return max(MIN_WINDOW_STEPS, round(hours * 3600 / step))
 
 
 def load_training_config(profile: str | None = None, path: str | None = None) -> TrainingConfig:
@@ -85,7 +93,8 @@ def load_training_config(profile: str | None = None, path: str | None = None) ->
         overrides = (yaml.safe_load(Path(path).read_text()) or {}).get(profile, {})
         unknown = set(overrides) - set(TrainingConfig.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"{path}: unknown training settings {sorted(unknown)}")
+            hint = " (`lstm_window` rows became `lstm_window_hours`)" if "lstm_window" in unknown else ""
+            raise ValueError(f"{path}: unknown training settings {sorted(unknown)}{hint}")
         config = replace(config, **overrides)
     if config.max_train_rows is not None and (not isinstance(config.max_train_rows, int) or config.max_train_rows < 1):
         raise ValueError(f"max_train_rows must be a positive whole number of rows or null (all rows), not {config.max_train_rows!r}")

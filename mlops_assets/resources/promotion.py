@@ -4,10 +4,13 @@ from mlops_assets.core.promotion import PromotionPolicy
 
 
 class PromotionSettings(dg.ConfigurableResource):
-    """Value thresholds for a first model; margin and bootstrap for comparing with the champion."""
+    """Value thresholds for every model: skill against seasonal naive above `min_skill`;
+    `max_mape` / `min_r2` optional (None = not used). Margin and bootstrap for comparing with
+    the champion."""
 
-    max_mape: float = 15.0
-    min_r2: float = 0.5
+    min_skill: float = 0.0
+    max_mape: float | None = None
+    min_r2: float | None = None
     min_test_rows: int = 48
     margin: float = 0.02
     bootstrap: int = 1000

@@ -2,7 +2,10 @@
 
 For each row, the input is the scaled feature vectors of the last `window` rows of the same
 group (ordered by time) in the frame being predicted, zero-padded and masked at the start
-of a series. Scalers are fitted on the training rows only and saved with the model."""
+of a series. The window is `lstm_window_hours` converted to steps of the data's frequency (at
+least 2). Inputs are the same features (calendar included) as the other families, plus degree
+days when the spec names a temperature column; missing values are imputed with medians and
+scaled, fitted on the rows the model is fitted on and saved with it."""
 
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_assets.core.models.data import ModelData
-from mlops_assets.core.models.tabular import preprocessor
-from mlops_assets.core.training_config import TrainingConfig
+from mlops_assets.core.models.data import ModelData, Split
+from mlops_assets.core.models.tabular import fit_record, preprocessor
+from mlops_assets.core.training_config import TrainingConfig, window_steps
 
 
 def _keras():
@@ -59,6 +62,7 @@ class SequenceForecaster:
     group: str | None
     model: Any = field(repr=False)
     kind: str = "lstm"
+    fit_info: dict[str, Any] = field(default_factory=dict)  # fitted on what; `best_epoch` chosen by early stopping
 
     def _features(self, frame: pd.DataFrame, chunk_rows: int = 100_000) -> np.ndarray:
         """The scaled feature matrix (float32), transformed chunk by chunk so the float64
@@ -109,25 +113,10 @@ class SequenceForecaster:
         self.__dict__.update(state)
 
 
-def train_lstm(data: ModelData, config: TrainingConfig, sample_weight: np.ndarray | None = None) -> tuple[SequenceForecaster, dict[str, Any]]:
-    keras = _keras()
-    keras.utils.set_random_seed(config.seed)
-    # The LSTM learns from the newest `lstm_max_train_rows` rows: scalers are fitted on those
-    # (training rows all the same), not on a larger frame's dense one-hot matrix.
-    rows = np.arange(len(data.train))[-config.lstm_max_train_rows :]
-    prep = preprocessor(data, scale=True).fit(data.train.X[data.feature_columns].iloc[rows])
-    y_mean, y_std = float(data.train.y[rows].mean()), float(data.train.y[rows].std() or 1.0)
-    forecaster = SequenceForecaster(prep, y_mean, y_std, config.lstm_window, data.feature_columns, data.timestamp, data.group, None)
-    X_train = forecaster._inputs(data.train.X, rows)
-    y_train = ((data.train.y[rows] - y_mean) / y_std).astype(np.float32)
-    # Early stopping needs a recent validation sample, not every window: all of them at 1M rows
-    # cost ~1 GB (rows x window x features float32).
-    val_rows = np.arange(len(data.validation))[-max(1, config.lstm_max_train_rows // 4) :]
-    X_val = forecaster._inputs(data.validation.X, val_rows)
-    y_val = ((data.validation.y[val_rows] - y_mean) / y_std).astype(np.float32)
+def _network(keras, shape: tuple[int, ...], config: TrainingConfig):
     model = keras.Sequential(
         [
-            keras.Input(shape=X_train.shape[1:]),
+            keras.Input(shape=shape),
             keras.layers.Masking(mask_value=0.0),
             keras.layers.LSTM(config.lstm_units),
             keras.layers.Dense(16, activation="relu"),
@@ -135,6 +124,35 @@ def train_lstm(data: ModelData, config: TrainingConfig, sample_weight: np.ndarra
         ]
     )
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="huber")
+    return model
+
+
+def _prepared(data: ModelData, split: Split, config: TrainingConfig) -> tuple[SequenceForecaster, np.ndarray]:
+    """A forecaster whose scalers are fitted on the newest `lstm_max_train_rows` rows of
+    `split` (the rows it learns from), and those rows' positions."""
+    rows = np.arange(len(split))[-config.lstm_max_train_rows :]
+    prep = preprocessor(data, scale=True).fit(split.X[data.feature_columns].iloc[rows], split.y[rows])
+    y_mean, y_std = float(split.y[rows].mean()), float(split.y[rows].std() or 1.0)
+    window = window_steps(config.lstm_window_hours, data.frequency)
+    return SequenceForecaster(prep, y_mean, y_std, window, data.feature_columns, data.timestamp, data.group, None), rows
+
+
+def train_lstm(
+    data: ModelData, config: TrainingConfig, sample_weight: np.ndarray | None = None,
+) -> tuple[SequenceForecaster, dict[str, Any]]:
+    """Fitted on the training split with early stopping on validation (best weights restored);
+    `best_epoch` is what `refit_lstm` trains for on train + validation."""
+    keras = _keras()
+    keras.utils.set_random_seed(config.seed)
+    forecaster, rows = _prepared(data, data.train, config)
+    X_train = forecaster._inputs(data.train.X, rows)
+    y_train = ((data.train.y[rows] - forecaster.y_mean) / forecaster.y_std).astype(np.float32)
+    # Early stopping needs a recent validation sample, not every window: all of them at 1M rows
+    # cost ~1 GB (rows x window x features float32).
+    val_rows = np.arange(len(data.validation))[-max(1, config.lstm_max_train_rows // 4) :]
+    X_val = forecaster._inputs(data.validation.X, val_rows)
+    y_val = ((data.validation.y[val_rows] - forecaster.y_mean) / forecaster.y_std).astype(np.float32)
+    model = _network(keras, X_train.shape[1:], config)
     stop = keras.callbacks.EarlyStopping(patience=config.lstm_patience, restore_best_weights=True)
     history = model.fit(
         X_train, y_train, sample_weight=None if sample_weight is None else sample_weight[rows].astype(np.float32),
@@ -143,11 +161,38 @@ def train_lstm(data: ModelData, config: TrainingConfig, sample_weight: np.ndarra
     )
     forecaster.model = model
     losses = history.history
+    best_epoch = int(np.argmin(losses["val_loss"])) + 1
+    forecaster.fit_info = {**fit_record(data.train, "train"), "best_epoch": best_epoch}
     extra = {
         "epochs_run": len(losses["loss"]),
+        "best_epoch": best_epoch,
         "best_val_loss": float(min(losses["val_loss"])),
         "train_rows_used": int(len(rows)),
         "validation_rows_used": int(len(val_rows)),
+        "window_steps": forecaster.window,
         "loss": "huber",
     }
     return forecaster, extra
+
+
+def refit_lstm(
+    forecaster: SequenceForecaster, data: ModelData, config: TrainingConfig, sample_weight: np.ndarray | None = None,
+) -> SequenceForecaster:
+    """A fresh network (same seed, units, window) trained on train + validation for the epochs
+    early stopping chose; scalers refitted on those rows. Test rows are never seen.
+    `sample_weight` is per row of train + validation."""
+    keras = _keras()
+    keras.utils.set_random_seed(config.seed)
+    split = data.train_and_validation()
+    epochs = int(forecaster.fit_info.get("best_epoch") or config.lstm_epochs)
+    refit, rows = _prepared(data, split, config)
+    X = refit._inputs(split.X, rows)
+    y = ((split.y[rows] - refit.y_mean) / refit.y_std).astype(np.float32)
+    model = _network(keras, X.shape[1:], config)
+    model.fit(
+        X, y, sample_weight=None if sample_weight is None else sample_weight[rows].astype(np.float32),
+        epochs=epochs, batch_size=config.lstm_batch_size, verbose=0, shuffle=True,
+    )
+    refit.model = model
+    refit.fit_info = {**fit_record(split, "train+validation"), "best_epoch": epochs, "rows_learned_from": len(rows)}
+    return refit

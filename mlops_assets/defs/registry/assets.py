@@ -21,7 +21,9 @@ from mlops_assets.resources.registry import CHALLENGER, CHAMPION
 from mlops_assets.resources.tracking import MlflowTracking
 
 CHECK_DESCRIPTIONS = {
-    "performance_threshold": "Test MAPE and R2 within the value thresholds, on enough rows.",
+    "performance_threshold": (
+        "Skill against seasonal naive above the minimum on enough test rows (optional MAPE and R2 thresholds)."
+    ),
     "no_regression_vs_champion": "MAE no worse than the serving champion's by more than the margin (paired bootstrap on the same test rows).",
     "bias_within_threshold": "No group beyond the bias rule; every group has enough test rows.",
     "signature_and_schema": "The version's signature has exactly the inputs the dataset spec produces, and an output.",
@@ -40,36 +42,60 @@ def trigger(context: dg.AssetExecutionContext) -> str:
 @dg.asset(group_name="registry", kinds={"mlflow"}, ins={"fair_model": dg.AssetIn(), "test_set": dg.AssetIn()})
 def model_evaluation(context: dg.AssetExecutionContext, fair_model: dict, test_set: pl.DataFrame, dataset: DatasetSpecResource, mlflow_tracking: MlflowTracking, promotion: PromotionSettings):
     """The model headed for the registry and the current champion (`@champion`, if any),
-    both loaded through pyfunc and scored on the same test rows; metrics overall and per
-    group, and a paired bootstrap interval on the difference of their absolute errors."""
+    both loaded through pyfunc and scored on the same test rows next to the two baselines
+    (seasonal naive: one week earlier; day-before): MAE, RMSE, MASE (scaled by the training
+    split's seasonal-naive MAE) and skill, overall and per group, and a paired bootstrap
+    interval on the difference of challenger and champion absolute errors."""
     import mlflow.pyfunc
     import numpy as np
 
-    from mlops_assets.core.metrics import metrics_by_group, regression_metrics
+    from mlops_assets.core.metrics import comparison, forecast_metrics, metrics_by_group
     from mlops_assets.core.models.data import to_split
     from mlops_assets.core.promotion import paired_bootstrap
 
     spec, policy = dataset.load(), promotion.policy()
     split = to_split(test_set, spec)
+    scales = fair_model.get("mase_scales") or {}
     registry = mlflow_tracking.registry()
+
+    def scored(predictions: np.ndarray) -> dict:
+        by_group = metrics_by_group(split.y, predictions, split.groups, split.baselines, scales.get("by_group"))
+        return {
+            "metrics": forecast_metrics(split.y, predictions, split.baselines, scales.get("overall")),
+            "by_group": by_group.to_dicts(),
+        }
+
     new_pred = np.asarray(mlflow.pyfunc.load_model(fair_model["model_uri"]).predict(split.X), float)
+    compared = comparison(split.y, new_pred, split.baselines, scales.get("overall"))
     result = {
         "rows": len(split),
-        "challenger": {"model_uri": fair_model["model_uri"], "metrics": regression_metrics(split.y, new_pred), "by_group": metrics_by_group(split.y, new_pred, split.groups).to_dicts()},
+        "challenger": {"model_uri": fair_model["model_uri"], **scored(new_pred)},
+        "baselines": {name: compared[name] for name in ("seasonal_naive", "day_before")},
         "champion": None,
         "paired_difference": None,
     }
     champion = registry.alias_version(CHAMPION)
     if champion:
         old_pred = np.asarray(mlflow.pyfunc.load_model(f"models:/{registry.name}@{CHAMPION}").predict(split.X), float)
-        result["champion"] = {"version": champion, "metrics": regression_metrics(split.y, old_pred), "by_group": metrics_by_group(split.y, old_pred, split.groups).to_dicts()}
+        result["champion"] = {"version": champion, **scored(old_pred)}
         result["paired_difference"] = paired_bootstrap(new_pred - split.y, old_pred - split.y, policy.bootstrap, policy.seed)
-    table = pl.DataFrame([{"model": name, **{k: v for k, v in part["metrics"].items()}} for name, part in (("challenger", result["challenger"]), ("champion", result["champion"])) if part])
-    metadata = {"comparison": markdown_table(table), "champion_version": champion or "none", "test_rows": len(split)}
+    table = _comparison_table(result)
+    metadata = {"comparison": markdown_table(table), "champion_version": champion or "none", "test_rows": len(split),
+                "baseline_rows": result["challenger"]["metrics"]["baseline_rows"]}
     if result["paired_difference"]:
         diff, low, high = result["paired_difference"]
         metadata.update(mae_difference=diff, mae_difference_ci_low=low, mae_difference_ci_high=high)
     return dg.Output(result, metadata=metadata)
+
+
+def _comparison_table(result: dict) -> pl.DataFrame:
+    """Challenger, champion and both baselines: MAE/RMSE/MASE/skill (baselines on the rows that
+    have both; the models on every test row, their MAE on those rows as `compared_mae`)."""
+    cols = ("mae", "rmse", "mase", "skill", "skill_day_before", "compared_mae", "mape", "r2", "n", "baseline_rows")
+    parts = [("challenger", result["challenger"]), ("champion", result["champion"])]
+    rows = [{"forecast": name, **{k: part["metrics"].get(k) for k in cols}} for name, part in parts if part]
+    rows += [{"forecast": name, **{k: m.get(k) for k in cols}} for name, m in result["baselines"].items()]
+    return pl.DataFrame(rows, infer_schema_length=None)
 
 
 @dg.asset(

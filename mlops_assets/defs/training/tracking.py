@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from typing import TYPE_CHECKING, Any
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 import polars as pl
 
-from mlops_assets.core.metrics import prefixed
+from mlops_assets.core.metrics import group_key_table, prefixed, safe_key
 from mlops_assets.core.provenance import code_version, environment, pip_requirements
 from mlops_assets.core.training_config import TrainingConfig
 
@@ -80,31 +81,61 @@ def log_model(forecaster: Any, data: ModelData) -> Any:
         )
 
 
+GROUP_METRICS = ("rmse", "mae", "mape", "mase", "skill")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def evaluation_metrics(evaluation: dict[str, Any]) -> dict[str, float]:
+    """The MLflow metrics of an evaluation: validation and test metrics, the test skill against
+    the day before, both baselines on the same test rows, and per group (label via `safe_key`)."""
+    test = evaluation["test"]
+    metrics = {**prefixed(evaluation["validation"], "validation"), **prefixed(test, "test")}
+    metrics.update(test_skill_day_before=test.get("skill_day_before"), test_baseline_rows=test.get("baseline_rows"))
+    for name, m in evaluation.get("test_comparison", {}).items():
+        if name != "model":
+            metrics.update({f"baseline_{name}_{k}": m.get(k) for k in ("mae", "rmse", "mase")})
+    for row in evaluation["test_by_group"].iter_rows(named=True):
+        metrics.update({f"test_group_{m}/{safe_key(row['group'])}": row.get(m) for m in GROUP_METRICS})
+    return {k: float(v) for k, v in metrics.items() if _finite(v)}
+
+
 def log_candidate(
     *, kind: str, forecaster: Any, data: ModelData, evaluation: dict[str, Any], params: dict[str, Any],
     extra: dict[str, Any], search_table: pl.DataFrame | None, config: TrainingConfig, data_versions: dict[str, str],
     fit_seconds: float,
 ) -> Any:
-    """Inside an active MLflow run: params, CV, metrics overall and per group, model."""
+    """Inside an active MLflow run: params, CV, metrics overall, per group and against the
+    baselines, the group-key mapping, and the model. `forecaster` is the model logged (the refit
+    on train + validation); the validation metrics come from its train-only fit."""
     import mlflow
 
+    from mlops_assets.core.models.evaluation import baseline_table
+
     base_params, tags = run_provenance(config, data_versions)
-    mlflow.set_tags({**tags, "model_kind": kind})
+    fitted_on = getattr(forecaster, "fit_info", {}).get("fitted_on", "train")
+    mlflow.set_tags({**tags, "model_kind": kind, "fitted_on": fitted_on})
     mlflow.log_params({**base_params, **{f"hp.{k}": v for k, v in params.items()}, "features": len(data.feature_columns), "max_train_rows": config.max_train_rows})
-    mlflow.log_dict({"feature_columns": data.feature_columns, "categorical": data.categorical}, "features.json")
+    features = {"feature_columns": data.feature_columns, "categorical": data.categorical, "temperature": data.temperature}
+    mlflow.log_dict(features, "features.json")
     metrics = {
-        **prefixed(evaluation["validation"], "validation"), **prefixed(evaluation["test"], "test"), "fit_seconds": fit_seconds,
-        "train_rows": len(data.train), "train_rows_available": data.train_rows_available,
+        **evaluation_metrics(evaluation), "fit_seconds": fit_seconds, "train_rows": len(data.train),
+        "train_rows_available": data.train_rows_available,
     }
-    metrics.update({k: float(v) for k, v in extra.items() if isinstance(v, (int, float))})
+    metrics.update({k: float(v) for k, v in extra.items() if _finite(v)})
     if search_table is not None:
         best = search_table.row(0, named=True)
         metrics.update({"cv_rmse_mean": best["mean_cv_rmse"], "cv_rmse_std": best["std_cv_rmse"]})
         log_table(search_table, "cv_results.csv")
-    for row in evaluation["test_by_group"].iter_rows(named=True):
-        metrics.update({f"test_group_{m}/{row['group']}": row[m] for m in ("rmse", "mae", "mape") if row[m] == row[m]})
-    mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})
+    mlflow.log_metrics({k: v for k, v in metrics.items() if _finite(v)})
     log_table(evaluation["validation_by_group"], "validation_by_group.csv")
     log_table(evaluation["test_by_group"], "test_by_group.csv")
-    mlflow.log_text(json.dumps(extra, default=str, indent=1), "training_details.json")
+    labels = [*evaluation["validation_by_group"]["group"].to_list(), *evaluation["test_by_group"]["group"].to_list()]
+    log_table(group_key_table(labels), "group_keys.csv")
+    if evaluation.get("test_comparison"):
+        log_table(baseline_table(evaluation["test_comparison"], kind), "test_vs_baselines.csv")
+    details = {**extra, "fit_info": getattr(forecaster, "fit_info", {}), "mase_scales": evaluation.get("mase_scales")}
+    mlflow.log_text(json.dumps(details, default=str, indent=1), "training_details.json")
     return log_model(forecaster, data)

@@ -63,10 +63,11 @@ def test_preprocessing_is_fitted_on_training_rows_only(data):
     from mlops_assets.core.models.tabular import train_linear
 
     forecaster, _, _ = train_linear(data, FAST)
-    scaler = forecaster.pipeline.named_steps["prep"].named_transformers_["numeric"].named_steps["scale"]
+    columns = forecaster.pipeline.named_steps["prep"].columns_
+    scaler = columns.named_transformers_["numeric"].named_steps["scale"]
     numeric = data.train.X[data.numeric].astype(float)
-    assert np.allclose(scaler.mean_, numeric.mean().to_numpy())
-    encoder = forecaster.pipeline.named_steps["prep"].named_transformers_["groups"]
+    assert np.allclose(scaler.mean_[: len(data.numeric)], numeric.mean().to_numpy())
+    encoder = columns.named_transformers_["groups"]
     assert list(encoder.categories_[0]) == ["A", "B", "C"]
 
 
@@ -132,9 +133,10 @@ def test_capped_training_fits_preprocessing_on_the_kept_rows_only():
     train, validation, test, _ = time_split(features, SPEC)
     capped = model_data(train, validation, test, SPEC, max_train_rows=300)
     forecaster, _, _ = train_linear(capped, FAST)
-    scaler = forecaster.pipeline.named_steps["prep"].named_transformers_["numeric"].named_steps["scale"]
+    scaler = forecaster.pipeline.named_steps["prep"].columns_.named_transformers_["numeric"].named_steps["scale"]
     assert np.all(scaler.n_samples_seen_ == 300)
-    assert np.allclose(scaler.mean_, capped.train.X[capped.numeric].astype(float).mean().to_numpy())
+    kept = capped.train.X[capped.numeric].astype(float)
+    assert np.allclose(scaler.mean_[: len(capped.numeric)], kept.mean().to_numpy())
 
 
 def test_max_train_rows_is_validated_and_overridable(tmp_path):

@@ -71,6 +71,11 @@ def test_first_model_passes_every_check_and_becomes_champion(story):
     assert set(verdicts) == {"performance_threshold", "no_regression_vs_champion", "bias_within_threshold", "signature_and_schema", "serving_smoke_test"}
     assert all(v.passed for v in verdicts.values())
     assert "no champion yet" in verdicts["no_regression_vs_champion"].description
+    assert "vs seasonal naive (min > 0.00)" in verdicts["performance_threshold"].description
+    evaluation = first.output_for_node("model_evaluation")
+    compared = evaluation["challenger"]["metrics"]["baseline_rows"]
+    assert compared >= 48 and {b["n"] for b in evaluation["baselines"].values()} == {compared}
+    assert evaluation["challenger"]["metrics"]["skill"] > 0
     history = story["registry"].history()
     assert [(h["action"], h["version"]) for h in history[:2]] == [("approve", "1"), ("promote", "1")]
     assert story["registry"].version_tags("1")["check.serving_smoke_test"].startswith("pass")

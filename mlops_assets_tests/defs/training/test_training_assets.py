@@ -62,9 +62,14 @@ def test_each_candidate_run_records_params_metrics_and_provenance(trained, kind)
     assert params["seed"] == "42" and params["profile"] == "fast"
     test_set = pl.read_parquet(trained["home"] / "storage" / "test_set.parquet")
     assert params["data_version.test_set"] == content_hash(test_set)
-    for metric in ("rmse", "mae", "mse", "r2", "mape"):
+    for metric in ("rmse", "mae", "mse", "r2", "mape", "mase", "skill"):
         assert f"validation_{metric}" in run.data.metrics and f"test_{metric}" in run.data.metrics
-    assert "test_group_mae/A" in run.data.metrics
+    for baseline in ("seasonal_naive", "day_before"):
+        assert f"baseline_{baseline}_mae" in run.data.metrics and f"baseline_{baseline}_rmse" in run.data.metrics
+    assert "test_group_mae/A" in run.data.metrics and "test_group_skill/C" in run.data.metrics
+    assert run.data.tags["fitted_on"] == "train+validation"  # the logged model is the refit on train + validation
+    validation_rows = pl.read_parquet(trained["home"] / "storage" / "validation_set.parquet").height
+    assert summary["fit_info"]["rows"] == run.data.metrics["train_rows"] + validation_rows
     train_rows = pl.read_parquet(trained["home"] / "storage" / "train_set.parquet").height
     assert params["max_train_rows"] == "None"  # the fast profile does not cap training rows
     assert run.data.metrics["train_rows"] == run.data.metrics["train_rows_available"] == train_rows
@@ -72,6 +77,8 @@ def test_each_candidate_run_records_params_metrics_and_provenance(trained, kind)
         assert {p for p in params if p.startswith("hp.")} and "cv_rmse_mean" in run.data.metrics
     materialization = trained["instance"].get_latest_materialization_event(dg.AssetKey(f"{kind}_model")).asset_materialization
     assert summary["run_id"] in materialization.metadata["mlflow_run"].value
+    table = materialization.metadata["test_vs_baselines"].value
+    assert all(f"| {name} |" in table for name in (kind, "seasonal_naive", "day_before"))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -98,6 +105,9 @@ def test_candidate_is_the_best_on_validation(trained):
     scores = {k: result.output_for_node(f"{k}_model")["metrics"]["validation"]["rmse"] for k in KINDS}
     assert candidate["kind"] == min(scores, key=scores.get)
     assert len(candidate["comparison"]) == 3
+    for row in candidate["comparison"]:
+        test = result.output_for_node(f"{row['model']}_model")["metrics"]["test"]
+        assert row["test_skill"] == test["skill"] and row["test_day_before_mae"] == test["day_before_mae"]
 
 
 def test_sensitivity_and_shap_artifacts_are_in_mlflow(trained, tmp_path):
