@@ -36,7 +36,7 @@ CALENDAR_COLUMNS = (
 INTRADAY_COLUMNS = ("hour", "minute_of_day_sin", "minute_of_day_cos")  # constant within a day
 BASELINE_HOURS = {"baseline_seasonal_naive": 168, "baseline_day_before": 24}
 BASELINE_COLUMNS = tuple(BASELINE_HOURS)
-TEMPERATURE_WINDOW_HOURS = 24
+TEMPERATURE_WINDOWS_HOURS = (3, 6, 12, 24)
 MOSTLY_MISSING_FRACTION = 0.5
 _OFFSET = r"[+-]\d{2}:?\d{2}$"
 _BOM = b"\xef\xbb\xbf"
@@ -90,7 +90,9 @@ def temperature_windows(spec: DatasetSpec) -> list[float]:
     """24 h and the rolling windows, each at least two steps long (none without a temperature)."""
     if not spec.temperature_column:
         return []
-    return [w for w in sorted({TEMPERATURE_WINDOW_HOURS, *spec.rolling_windows_hours}) if spec.steps(w) >= 2]
+    step = pd.Timedelta(spec.frequency_delta).total_seconds()
+    windows = sorted({*TEMPERATURE_WINDOWS_HOURS, *spec.rolling_windows_hours})
+    return [w for w in windows if (w * 3600) % step == 0 and w * 3600 / step >= 2]
 
 
 def temperature_columns(spec: DatasetSpec) -> list[str]:

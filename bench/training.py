@@ -268,7 +268,7 @@ def describe(model: str, overrides: dict[str, Any]) -> str:
     elif model == "linear":
         text = f"{cfg.linear_iterations} candidates × {cfg.cv_splits} folds + refit"
     else:
-        text = f"≤{cfg.lstm_epochs} epochs, window {cfg.lstm_window}, {cfg.lstm_units} units, ≤{cfg.lstm_max_train_rows:,} train rows"
+        text = f"≤{cfg.lstm_epochs} epochs, window {cfg.lstm_window_hours:g} h, {cfg.lstm_units} units, ≤{cfg.lstm_max_train_rows:,} train rows"
     if overrides:
         changed = ", ".join(f"{k} {getattr(full, k)}→{v}" for k, v in overrides.items())
         return f"**reduced**: {text} ({changed})"

@@ -53,7 +53,7 @@ def local_resources() -> dict:
         "training": TrainingSettings(profile=os.environ.get("MLOPS_PROFILE", "full"), config_path=os.environ.get("MLOPS_TRAINING_CONFIG", "")),
         "alerts": alert_channels(home),
         "drift": DriftSettings(),
-        "promotion": PromotionSettings(margin=float(os.environ.get("MLOPS_PROMOTION_MARGIN", "0.02"))),
+        "promotion": promotion_settings(),
         "fairness": FairnessSettings(rule=os.environ.get("MLOPS_BIAS_RULE", "normalized")),
         "mlflow_tracking": MlflowTracking(
             # Not MLFLOW_TRACKING_URI: mlflow.set_tracking_uri() writes that variable, so it would leak between stores.
@@ -62,6 +62,15 @@ def local_resources() -> dict:
             experiment=os.environ.get("MLOPS_EXPERIMENT", "load_forecasting"),
         ),
     }
+
+
+def promotion_settings() -> PromotionSettings:
+    """The gate's thresholds; MAPE and R2 apply only when their variable is set."""
+    env = os.environ.get
+    optional = {name: float(env(var)) for name, var in (("max_mape", "MLOPS_MAX_MAPE"), ("min_r2", "MLOPS_MIN_R2")) if env(var)}
+    return PromotionSettings(
+        margin=float(env("MLOPS_PROMOTION_MARGIN", "0.02")), min_skill=float(env("MLOPS_MIN_SKILL", "0.0")), **optional
+    )
 
 
 def alert_channels(home) -> AlertChannels:

@@ -48,3 +48,14 @@ def test_unknown_deployment_is_refused(mlops_home):
 
     with pytest.raises(ValueError, match="MLOPS_DEPLOYMENT"):
         build_definitions("moon")
+
+
+def test_gate_thresholds_come_from_the_environment(mlops_home, monkeypatch):
+    from mlops_assets.definitions import build_definitions
+
+    policy = build_definitions("local").resources["promotion"].policy()
+    assert (policy.min_skill, policy.max_mape, policy.min_r2) == (0.0, None, None)
+    monkeypatch.setenv("MLOPS_MIN_SKILL", "0.2")
+    monkeypatch.setenv("MLOPS_MAX_MAPE", "5")
+    policy = build_definitions("local").resources["promotion"].policy()
+    assert (policy.min_skill, policy.max_mape, policy.min_r2) == (0.2, 5.0, None)

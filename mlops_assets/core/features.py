@@ -33,7 +33,8 @@ INTRADAY_COLUMNS = ("hour", "minute_of_day_sin", "minute_of_day_cos")
 # forecasts carried next to the features, never model inputs.
 BASELINE_HOURS = {"baseline_seasonal_naive": 168, "baseline_day_before": 24}
 BASELINE_COLUMNS = tuple(BASELINE_HOURS)
-TEMPERATURE_WINDOW_HOURS = 24
+# Buildings answer the last few hours' temperature, not only today's: thermal inertia.
+TEMPERATURE_WINDOWS_HOURS = (3, 6, 12, 24)
 _FFILL, _INTERP, _TO_NEXT = "__ffill", "__interp", "__to_next"
 _TWO_PI = 2 * math.pi
 
@@ -93,12 +94,13 @@ def lag_sources(spec: DatasetSpec) -> dict[str, tuple[str, float]]:
 
 
 def temperature_windows(spec: DatasetSpec) -> list[float]:
-    """Rolling-mean windows of temperature: 24 h and the spec's rolling windows, each at least
-    two steps long."""
+    """Rolling-mean windows of temperature: 3, 6, 12 and 24 h and the spec's rolling windows,
+    each at least two steps long."""
     if not spec.temperature_column:
         return []
-    windows = sorted({TEMPERATURE_WINDOW_HOURS, *spec.rolling_windows_hours})
-    return [w for w in windows if spec.steps(w) >= 2]
+    step = spec.frequency_delta.total_seconds()
+    windows = sorted({*TEMPERATURE_WINDOWS_HOURS, *spec.rolling_windows_hours})
+    return [w for w in windows if (w * 3600) % step == 0 and w * 3600 / step >= 2]
 
 
 def temperature_columns(spec: DatasetSpec) -> list[str]:

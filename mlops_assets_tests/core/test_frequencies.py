@@ -244,3 +244,14 @@ def test_daily_series_where_a_day_starts_at_one_in_the_morning():
     assert features.filter(local == "2024-09-15").get_column("sales_lag_168h").item() == 19.0
     assert sum(lag_mismatches(features, clean, spec).values()) == 0
     assert sum(values_after_cutoff(features, clean, spec).values()) == 0
+
+
+def test_temperature_means_cover_recent_hours_where_the_frequency_allows():
+    """3, 6, 12 and 24 h (and the spec's windows) at 30 min; only whole windows of >= 2 days at 1d."""
+    from mlops_assets.core.features import temperature_columns
+
+    half_hourly = single_series_spec("30min", "Australia/Melbourne")
+    assert temperature_columns(half_hourly) == [f"temperature_c_roll_mean_{w}" for w in ("3h", "6h", "12h", "24h", "168h")]
+    daily = single_series_spec("1d", "Australia/Melbourne", preparation={"horizon": "1d", "lags": ["1d", "7d"], "rolling_windows": ["7d"]})
+    assert temperature_columns(daily) == ["temperature_c_roll_mean_168h"]
+    assert set(temperature_columns(half_hourly)) <= set(feature_columns(half_hourly))
