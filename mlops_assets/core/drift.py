@@ -87,10 +87,10 @@ def categorical_drift(reference: dict[str, float], current: list[str]) -> tuple[
 
 
 def feature_drift(profile: dict[str, Any], reference: dict[str, np.ndarray], current: dict[str, np.ndarray], config: DriftConfig) -> list[dict[str, Any]]:
-    """One row per profiled column present in the batch."""
+    """One row per profiled column present in the batch and the reference with values in both."""
     rows = []
     for name, stats in profile["columns"].items():
-        if name not in current:
+        if name not in current or name not in reference:
             continue
         cur = current[name]
         if stats["kind"] == "numeric":
@@ -104,7 +104,7 @@ def feature_drift(profile: dict[str, Any], reference: dict[str, np.ndarray], cur
             # few bins); the shift must also be material in units of the reference's spread.
             drifted = value > config.psi_threshold and w > config.wasserstein_threshold
             rows.append({"feature": name, "kind": "numeric", "ks": d, "ks_pvalue": p, "psi": value, "wasserstein": w, "js": None, "chi2_pvalue": None, "drifted": drifted, "score": w})
-        else:
+        elif len(cur):
             js, p = categorical_drift(stats["categories"], list(cur))
             rows.append({"feature": name, "kind": "categorical", "ks": None, "ks_pvalue": None, "psi": None, "wasserstein": None, "js": js, "chi2_pvalue": p, "drifted": js > config.js_threshold, "score": js})
     return rows

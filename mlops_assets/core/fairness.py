@@ -17,8 +17,10 @@ RULES = ("original", "normalized")
 @dataclass(frozen=True)
 class BiasConfig:
     """`original`: |MAE_g - MAE| > 1.5 x MAE (the seed's rule; it mostly flags high-load
-    groups). `normalized`: the same on MAE divided by the group's mean |actual| (WAPE), which
-    compares groups of different scale fairly."""
+    groups). `normalized`: the same on each group's MAE divided by its mean |actual| (WAPE),
+    which compares groups of different scale fairly; where some group's target reaches or
+    crosses zero (a net load), its mean |actual| is no scale, and every group's MAE is divided
+    by its seasonal-naive MAE on training data instead (MASE), when those `scales` are given."""
 
     rule: str = "normalized"
     original_threshold: float = 1.5
@@ -32,13 +34,43 @@ class BiasConfig:
         return self.original_threshold if self.rule == "original" else self.normalized_threshold
 
 
-def _group_errors(y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(absolute errors, absolute actuals) per group, in one sort instead of a mask per group."""
+def _group_errors(
+    y: np.ndarray, p: np.ndarray, groups: np.ndarray, scales: dict[str, float] | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(absolute errors, per-row scale) per group, in one sort instead of a mask per group. The
+    scale is the group's entry of `scales` on every row when every group has a usable one
+    (finite, > 0), else |actual|: sum(errors) / sum(scale) is then MASE, else WAPE."""
     names, inverse = np.unique(groups, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
     bounds = np.cumsum(np.bincount(inverse, minlength=len(names)))[:-1]
     err, act = np.abs(p - y)[order], np.abs(y)[order]
+    if uses_scales(scales, names):
+        return {str(n): (e, np.full(len(e), scales[str(n)])) for n, e in zip(names, np.split(err, bounds))}
     return {str(n): (e, a) for n, e, a in zip(names, np.split(err, bounds), np.split(act, bounds))}
+
+
+def uses_scales(scales: dict[str, float] | None, names) -> bool:
+    """Whether every group has a usable scale (otherwise all are compared by WAPE, not a mix)."""
+    values = [(scales or {}).get(str(n)) for n in names]
+    return bool(scales) and all(isinstance(v, float) and np.isfinite(v) and v > 0 for v in values)
+
+
+def naive_scales(frame, target: str, seasonal_naive: str, group: str | None) -> dict[str, float]:
+    """Each group's mean |target - seasonal naive| in `frame` (a polars frame or scan of the
+    training split): the scale of the `normalized` rule. Single series: {}."""
+    if not group:
+        return {}
+    error = (pl.col(target) - pl.col(seasonal_naive)).abs()
+    table = frame.lazy().group_by(pl.col(group).cast(pl.String)).agg(error.mean().alias("scale")).collect()
+    return {str(g): float(s) for g, s in table.iter_rows() if s is not None and s == s}
+
+
+def _mape(y: np.ndarray, p: np.ndarray) -> float:
+    """MAPE (%) by the rule of `core.metrics.regression_metrics`: NaN where the target is not
+    strictly positive and far enough from zero (a net load crossing zero)."""
+    from mlops_assets.core.metrics import regression_metrics
+
+    return float(regression_metrics(y, p)["mape"]) if len(y) else float("nan")
 
 
 def _error_summary(y_true, y_pred) -> np.ndarray:
@@ -46,9 +78,7 @@ def _error_summary(y_true, y_pred) -> np.ndarray:
     not once per metric."""
     y, p = np.asarray(y_true, float), np.asarray(y_pred, float)
     err = p - y
-    nonzero = y != 0
-    mape = float(np.mean(np.abs(err[nonzero] / y[nonzero])) * 100) if nonzero.any() else float("nan")
-    return np.array([np.mean(np.abs(err)), np.sqrt(np.mean(err**2)), mape, len(y)])
+    return np.array([np.mean(np.abs(err)), np.sqrt(np.mean(err**2)), _mape(y, p), len(y)])
 
 
 def metric_frame(y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> pl.DataFrame:
@@ -85,21 +115,76 @@ def _bootstrap_gaps(errors: dict[str, tuple[np.ndarray, np.ndarray]], rule: str,
     return out
 
 
-def bias_report(y: np.ndarray, p: np.ndarray, groups: np.ndarray | None, config: BiasConfig, expected_groups: list[str] | None = None) -> dict[str, Any]:
-    """Per-group metrics, gaps with 95% intervals, and a verdict with reasons."""
+SINGLE_SERIES = "single series: nothing to compare"
+MASE = "seasonal-naive MAE on training (MASE)"
+WAPE = "mean |actual| (WAPE)"
+
+
+def _scored(y, p, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+    """Rows with both an actual and a prediction (a missing reading is not scored), and how
+    many were left out."""
+    y, p = np.asarray(y, float), np.asarray(p, float)
+    keep = np.isfinite(y) & np.isfinite(p)
+    groups = None if groups is None else np.asarray(groups).astype(str)[keep]
+    return y[keep], p[keep], groups, int((~keep).sum())
+
+
+def overall_errors(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE, MAPE (NaN where undefined), relative MAE (WAPE) and rows, on all rows."""
+    if not len(y):
+        return {"mae": float("nan"), "rmse": float("nan"), "mape": float("nan"), "nmae": float("nan"), "count": 0}
+    mae, rmse, mape, count = _error_summary(y, p)
+    total = float(np.sum(np.abs(y)))
+    nmae = float(np.sum(np.abs(p - y)) / total) if total else float("nan")
+    return {"mae": float(mae), "rmse": float(rmse), "mape": float(mape), "nmae": nmae, "count": int(count)}
+
+
+def _single_series(y: np.ndarray, p: np.ndarray, config: BiasConfig, excluded: int) -> dict[str, Any]:
+    """The verdict without groups: nothing to compare, so the gate passes when there was
+    anything to score; the overall errors are shown instead of gaps."""
+    overall = overall_errors(y, p)
+    if overall["count"]:
+        mape = f", MAPE {overall['mape']:.3g}%" if overall["mape"] == overall["mape"] else ""
+        errors = f"MAE {overall['mae']:.4g}, RMSE {overall['rmse']:.4g}{mape}"
+        reason = f"{SINGLE_SERIES} (overall on {overall['count']} test rows: {errors})"
+    else:
+        reason = "empty test data"
+    return {
+        "rule": config.rule, "grouped": False, "verdict": SINGLE_SERIES, "threshold": config.threshold,
+        "overall": overall,
+        "overall_mae": overall["mae"], "overall_nmae": overall["nmae"], "limit": None, "biased": False,
+        "passed": overall["count"] > 0, "flagged": [], "missing_groups": [], "reasons": [reason], "groups": [],
+        "largest_abs_gap": 0.0, "excluded_rows": excluded,
+    }
+
+
+def bias_report(
+    y: np.ndarray, p: np.ndarray, groups: np.ndarray | None, config: BiasConfig,
+    expected_groups: list[str] | None = None, scales: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Per-group metrics, gaps with 95% intervals, and a verdict with reasons. Rows without an
+    actual or a prediction are left out (counted in `excluded_rows`); `groups=None` is a
+    single series: nothing to compare, overall errors reported. `scales` (group -> its
+    seasonal-naive MAE on training data) make the `normalized` rule MASE where WAPE has no
+    meaning (a group's target reaches or crosses zero)."""
     if config.rule not in RULES:
         raise ValueError(f"bias rule {config.rule!r}: choose one of {RULES}")
-    y, p = np.asarray(y, float), np.asarray(p, float)
+    y, p, groups, excluded = _scored(y, p, groups)
     if groups is None:
-        return {"rule": config.rule, "grouped": False, "biased": False, "passed": len(y) > 0,
-                "reasons": ["single series: no groups to compare" if len(y) else "empty test data"], "groups": [], "flagged": []}
-    groups = np.asarray(groups).astype(str)
+        return _single_series(y, p, config, excluded)
     if len(y) == 0:
-        return {"rule": config.rule, "grouped": True, "biased": False, "passed": False, "reasons": ["empty test data"], "groups": [], "flagged": []}
+        return {
+            "rule": config.rule, "grouped": True, "biased": False, "passed": False, "reasons": ["empty test data"],
+            "groups": [], "flagged": [], "missing_groups": [], "largest_abs_gap": 0.0, "limit": None,
+            "excluded_rows": excluded,
+        }
     table = metric_frame(y, p, groups)
-    errors = _group_errors(y, p, groups)
+    near_zero = table.filter(pl.col("mape").is_nan()).get_column("group").to_list()
+    use_scales = bool(near_zero) and uses_scales(scales, table.get_column("group").to_list())
+    errors = _group_errors(y, p, groups, scales if use_scales else None)
     overall_mae = float(np.mean(np.abs(p - y)))
-    overall_nmae = float(np.sum(np.abs(p - y)) / np.sum(np.abs(y))) if np.sum(np.abs(y)) else float("nan")
+    total_scale = float(sum(a.sum() for _, a in errors.values()))
+    overall_nmae = float(np.sum(np.abs(p - y)) / total_scale) if total_scale else float("nan")
     overall = overall_nmae if config.rule == "normalized" else overall_mae
     boot = _bootstrap_gaps({g: e for g, e in errors.items() if len(e[0]) >= 2}, config.rule, config.bootstrap, config.seed)
     limit = config.threshold * overall
@@ -133,8 +218,12 @@ def bias_report(y: np.ndarray, p: np.ndarray, groups: np.ndarray | None, config:
         "rule": config.rule,
         "grouped": True,
         "threshold": config.threshold,
+        "overall": overall_errors(y, p),
+        "excluded_rows": excluded,
         "overall_mae": overall_mae,
         "overall_nmae": overall_nmae,
+        "normalized_by": f"{MASE}: the target of {', '.join(near_zero)} reaches or crosses zero" if use_scales
+        else WAPE,
         "limit": limit,
         "biased": biased,
         "passed": passed,

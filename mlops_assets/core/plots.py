@@ -17,6 +17,12 @@ def _pyplot():
     return plt
 
 
+def axis_labels(labels: list) -> list[str]:
+    """Group labels as matplotlib shows them verbatim: `$` would start mathtext, and labels
+    that look like numbers stay categories."""
+    return [str(label).replace("$", r"\$") for label in labels]
+
+
 def figure_png(fig) -> bytes:
     plt = _pyplot()
     buffer = io.BytesIO()
@@ -50,7 +56,7 @@ def bar_plot(labels: list[str], values: list[float], title: str, xlabel: str, er
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(labels) + 1.2))
     colors = ["#d62728" if highlight and label in highlight else "#1f77b4" for label in labels]
-    ax.barh(labels, values, xerr=np.array(errors) if errors else None, color=colors, capsize=3)
+    ax.barh(axis_labels(labels), values, xerr=np.array(errors) if errors else None, color=colors, capsize=3)
     ax.invert_yaxis()
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
@@ -65,7 +71,7 @@ def gap_plot(groups: list[str], gaps: list[float], lows: list[float], highs: lis
     gaps_a, lows_a, highs_a = np.array(gaps, float), np.array(lows, float), np.array(highs, float)
     err = np.vstack([np.nan_to_num(gaps_a - lows_a), np.nan_to_num(highs_a - gaps_a)])
     colors = ["#d62728" if g in flagged else "#1f77b4" for g in groups]
-    ax.barh(groups, gaps_a, xerr=err, color=colors, capsize=3)
+    ax.barh(axis_labels(groups), gaps_a, xerr=err, color=colors, capsize=3)
     for x in (limit, -limit):
         ax.axvline(x, color="grey", linestyle="--", linewidth=1)
     ax.axvline(0, color="black", linewidth=0.8)

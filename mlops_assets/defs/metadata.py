@@ -8,9 +8,14 @@ import dagster as dg
 import polars as pl
 
 
+# Characters of a cell that Markdown would read as table syntax or HTML; escaped so a label such
+# as "R&D <1>" or "a|b" shows as written.
+_MARKDOWN_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "<": "\\<", ">": "\\>", "\n": " "})
+
+
 def markdown_table(frame: pl.DataFrame, max_rows: int = 50) -> dg.MetadataValue:
     head = frame.head(max_rows)
-    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
+    lines = ["| " + " | ".join(_cell(c) for c in head.columns) + " |", "|" + "---|" * len(head.columns)]
     for row in head.iter_rows():
         lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
     if frame.height > max_rows:
@@ -20,8 +25,8 @@ def markdown_table(frame: pl.DataFrame, max_rows: int = 50) -> dg.MetadataValue:
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value).replace("|", "\\|")
+        return "n/a" if value != value else f"{value:.4g}"
+    return "" if value is None else str(value).translate(_MARKDOWN_ESCAPES)
 
 
 def counts(mapping: dict[str, Any]) -> dict[str, dg.MetadataValue]:

@@ -134,3 +134,81 @@ def test_mitigation_keeps_the_candidate_when_weights_cannot_help():
     candidate, _, _ = train_linear(data, config)
     chosen, _, reason = mitigate(candidate, data, config, BiasConfig(normalized_threshold=0.2), tolerance=0.0, expected=["a", "b"])
     assert chosen.name == "candidate" and reason.startswith("kept the candidate")
+
+
+def test_single_series_verdict_shows_overall_errors_and_leaves_out_missing_actuals():
+    y = np.array([100.0, 110.0, np.nan, 90.0])
+    p = np.array([101.0, 108.0, 95.0, 93.0])
+    report = bias_report(y, p, None, BiasConfig())
+    assert report["passed"] and not report["biased"] and report["verdict"] == "single series: nothing to compare"
+    assert report["overall"]["count"] == 3 and report["excluded_rows"] == 1
+    assert report["overall"]["mae"] == pytest.approx(2.0) and report["largest_abs_gap"] == 0.0
+    assert "MAE 2," in report["reasons"][0] and report["reasons"][0].startswith("single series: nothing to compare")
+    assert not bias_report(np.array([np.nan]), np.array([1.0]), None, BiasConfig())["passed"]
+
+
+AWKWARD = ["Zürich (Nord)/A", "R&D <1>", "O'Brien", 'say "hi"']
+
+
+def test_awkward_group_labels_are_kept_as_they_are():
+    y, p, g = grouped(dict.fromkeys(AWKWARD, 100.0), 60, dict.fromkeys(AWKWARD, 1.0))
+    report = bias_report(y, p, g, BiasConfig())
+    assert sorted(r["group"] for r in report["groups"]) == sorted(AWKWARD) and report["passed"]
+    assert report["overall"]["count"] == 240
+
+
+def test_mape_is_absent_for_a_group_whose_target_crosses_zero():
+    y = np.r_[np.linspace(-50, 50, 48), np.full(48, 100.0)]
+    g = np.r_[["net"] * 48, ["plain"] * 48]
+    report = bias_report(y, y + 1.0, g, BiasConfig())
+    mape = {r["group"]: r["mape"] for r in report["groups"]}
+    assert np.isnan(mape["net"]) and mape["plain"] == pytest.approx(1.0)
+
+
+def test_gap_plot_draws_awkward_labels():
+    from mlops_assets.core.plots import axis_labels, gap_plot
+
+    png = gap_plot([*AWKWARD, "cost $5"], [0.1] * 5, [0.0] * 5, [0.2] * 5, 0.5, {"R&D <1>"}, "gaps")
+    assert png.startswith(b"\x89PNG") and axis_labels(["cost $5"]) == [r"cost \$5"]
+
+
+def test_markdown_tables_show_labels_as_written():
+    import polars as pl
+
+    from mlops_assets.defs.metadata import markdown_table
+
+    text = markdown_table(pl.DataFrame({"group": ["a|b", "R&D <1>"], "mae": [1.0, float("nan")]})).value
+    assert "a\\|b" in text and "R&D \\<1\\>" in text and "n/a" in text
+
+
+def test_normalized_rule_with_training_scales_does_not_flag_a_net_load_near_zero():
+    """Same forecastability everywhere (MAE half the seasonal-naive MAE), but one group's
+    target swings around zero: by WAPE it looks many times worse and is flagged; scaled by its
+    seasonal-naive MAE from training (MASE) it is not."""
+    import polars as pl
+
+    from mlops_assets.core.fairness import naive_scales
+
+    rng = np.random.default_rng(5)
+    hours = np.arange(600)
+    levels = {"town": 1000.0 + 200 * np.sin(hours / 24 * 2 * np.pi), "net (solar)": 40 * np.sin(hours / 24 * 2 * np.pi)}
+    scale = {"town": 40.0, "net (solar)": 4.0}
+    y = np.concatenate(list(levels.values()))
+    g = np.repeat(list(levels), len(hours))
+    p = y + np.concatenate([rng.normal(0, scale[k] * 0.5 * np.sqrt(np.pi / 2), len(hours)) for k in levels])
+    assert bias_report(y, p, g, BiasConfig())["flagged"] == ["net (solar)"]
+    naive = y + np.concatenate([rng.choice([-1, 1], len(hours)) * scale[k] for k in levels])
+    train = pl.DataFrame({"zone": g, "y": y, "naive": naive})
+    scales = naive_scales(train.lazy(), "y", "naive", "zone")
+    assert scales == pytest.approx(scale)
+    report = bias_report(y, p, g, BiasConfig(), scales=scales)
+    assert report["flagged"] == [] and report["passed"]
+    assert "(MASE): the target of net (solar)" in report["normalized_by"]
+    assert bias_report(y, p, g, BiasConfig(), scales={"town": 40.0})["normalized_by"].endswith("(WAPE)")  # never a mix
+
+
+def test_normalized_rule_keeps_wape_while_every_target_is_far_from_zero():
+    y, p, g = grouped({"a": 100.0, "b": 100.0, "c": 100.0}, 200, {"a": 1.0, "b": 1.0, "c": 25.0})
+    noisy_everywhere = {"a": 1.0, "b": 1.0, "c": 25.0}  # c as hard for seasonal naive as for the model
+    report = bias_report(y, p, g, BiasConfig(), scales=noisy_everywhere)
+    assert report["normalized_by"].endswith("(WAPE)") and report["flagged"] == ["c"]

@@ -5,7 +5,8 @@ import polars as pl
 
 from mlops_assets.core.fairness import report_table
 from mlops_assets.core.plots import gap_plot
-from mlops_assets.defs.metadata import markdown_table, png_markdown
+from mlops_assets.core.metrics import safe_key
+from mlops_assets.defs.metadata import counts, markdown_table, png_markdown
 from mlops_assets.defs.training.tracking import log_candidate, log_png, log_table, recorded_data_versions
 from mlops_assets.resources.dataset import DatasetSpecResource
 from mlops_assets.resources.fairness import FairnessSettings
@@ -27,6 +28,12 @@ def _verdict(report: dict) -> str:
     return ("BIASED: " if report["biased"] else "FAIL: ") + "; ".join(report["reasons"])
 
 
+def _gap_metrics(report: dict) -> dict[str, float]:
+    """Each group's gap as an MLflow metric; the label becomes a key through `safe_key`."""
+    rows = [r for r in report["groups"] if r.get("gap") is not None and r["gap"] == r["gap"]]
+    return {f"bias_gap.{safe_key(r['group'])}": float(r["gap"]) for r in rows}
+
+
 def _expected_groups(train_set: pl.DataFrame | pl.LazyFrame, column: str | None) -> list[str]:
     if not column:
         return []
@@ -38,15 +45,20 @@ def _expected_groups(train_set: pl.DataFrame | pl.LazyFrame, column: str | None)
 def bias_report(context: dg.AssetExecutionContext, candidate_model: dict, test_set: pl.DataFrame, train_set: pl.LazyFrame, dataset: DatasetSpecResource, fairness: FairnessSettings, mlflow_tracking: MlflowTracking):
     """fairlearn MetricFrame of the candidate on the test set, by group (and by any sensitive
     feature the spec declares): MAE, RMSE, MAPE and rows per group, each group's gap with a
-    bootstrap 95% interval, and a verdict with reasons."""
+    bootstrap 95% interval, and a verdict with reasons. The `normalized` rule scales each
+    group's MAE by its seasonal-naive MAE on the training split (MASE), so a net load that
+    crosses zero is judged by how forecastable it is, not by its small mean."""
     from mlops_assets.core.fairness import bias_report as build_report
+    from mlops_assets.core.fairness import naive_scales
+    from mlops_assets.core.features import BASELINE_COLUMNS
     from mlops_assets.core.models.data import to_split
     from mlops_assets.core.pyfunc_model import load_forecaster
 
     spec, config = dataset.load(), fairness.config()
     split = to_split(test_set, spec)
     predictions = load_forecaster(candidate_model["model_uri"]).predict(split.X)
-    report = build_report(split.y, predictions, split.groups, config, _expected_groups(train_set, spec.group))
+    scales = naive_scales(train_set, spec.target.column, BASELINE_COLUMNS[0], spec.group)
+    report = build_report(split.y, predictions, split.groups, config, _expected_groups(train_set, spec.group), scales)
     report["by_feature"] = {
         col: build_report(split.y, predictions, split.X[col].to_numpy(), config, _expected_groups(train_set, col))
         for col in spec.extra.get("sensitive_features", [])
@@ -56,13 +68,20 @@ def bias_report(context: dg.AssetExecutionContext, candidate_model: dict, test_s
         report["passed"] = report["passed"] and sub["passed"]
         report["reasons"] += [f"{col}: {reason}" for reason in sub["reasons"] if not sub["passed"]]
     table = report_table(report)
-    metadata = {"verdict": _verdict(report), "rule": config.rule, "flagged_groups": dg.MetadataValue.json(report["flagged"]), "table": markdown_table(table)}
+    metadata = {
+        "verdict": _verdict(report), "rule": config.rule, "normalized_by": report.get("normalized_by", "–"),
+        "flagged_groups": dg.MetadataValue.json(report["flagged"]), "table": markdown_table(table),
+        **counts({f"overall_{k}": v for k, v in report.get("overall", {}).items() if v == v}),
+    }
     with mlflow_tracking.resume_run(candidate_model["run_id"]):
         import mlflow
 
         mlflow.log_dict(report, "fairness/bias_report.json")
         log_table(table, "bias_by_group.csv")
-        mlflow.log_metrics({"bias_largest_abs_gap": report.get("largest_abs_gap", 0.0), "bias_flagged_groups": len(report["flagged"])})
+        mlflow.log_metrics({
+            "bias_largest_abs_gap": report.get("largest_abs_gap", 0.0), "bias_flagged_groups": len(report["flagged"]),
+            **_gap_metrics(report),
+        })
         if report["grouped"] and report["groups"]:
             png = _plot(report, f"{candidate_model['kind']}: {config.rule} MAE gap by group")
             log_png(png, "bias_gaps.png")
@@ -81,8 +100,11 @@ def fair_model(context: dg.AssetExecutionContext, candidate_model: dict, bias_re
     candidate is re-trained with balanced and with error-aware group weights; a re-weighted
     model is kept only if it shrinks the largest gap (on validation) without raising overall
     MAE by more than the tolerance. Otherwise, or when nothing is flagged, the candidate."""
-    if not bias_report["biased"]:
-        reason = "no group flagged by the bias report: the candidate is the fair model"
+    grouped = bool(dataset.load().group)
+    if not bias_report["biased"] or not grouped:
+        # A single series flagged by a sensitive feature keeps the report's failing verdict.
+        reason = ("no group flagged by the bias report: the candidate is the fair model" if grouped
+                  else "single series: no groups to re-weight, the candidate is the fair model")
         return dg.Output(
             {**candidate_model, "mitigation": {"applied": False, "reason": reason, "bias_after": bias_report}},
             metadata={"mitigation": reason, "model": candidate_model["kind"], "model_uri": candidate_model["model_uri"]},
@@ -94,6 +116,17 @@ def fair_model(context: dg.AssetExecutionContext, candidate_model: dict, bias_re
         return _mitigate(context, candidate_model, {"train_set": train_set, "validation_set": validation_set, "test_set": test_set}, dataset, training, fairness, mlflow_tracking)
     finally:
         release_memory()
+
+
+def _scaled_test_report(forecaster, data, bias, expected: list[str], train_set, spec) -> dict:
+    """The chosen variant's test bias report by the same scale as `bias_report` (each group's
+    seasonal-naive MAE on training), which is what the registry's bias check reads."""
+    from mlops_assets.core.fairness import bias_report as build_report
+    from mlops_assets.core.fairness import naive_scales
+    from mlops_assets.core.features import BASELINE_COLUMNS
+
+    scales = naive_scales(train_set, spec.target.column, BASELINE_COLUMNS[0], spec.group)
+    return build_report(data.test.y, forecaster.predict(data.test.X), data.test.groups, bias, expected, scales)
 
 
 def _mitigate(context, candidate: dict, splits: dict, dataset, training, fairness, mlflow_tracking) -> dg.Output:
@@ -125,7 +158,11 @@ def _mitigate(context, candidate: dict, splits: dict, dataset, training, fairnes
             run_id=run.info.run_id, model_uri=info.model_uri, params={**candidate["params"], "sample_weights": chosen.name},
             metrics={"validation": evaluation["validation"], "test": evaluation["test"]}, test_by_group=evaluation["test_by_group"].to_dicts(),
         )
-    summary["mitigation"] = {"applied": chosen.name != "candidate", "scheme": chosen.name, "reason": reason, "comparison": comparison.to_dicts(), "bias_after": chosen.test}
+    bias_after = _scaled_test_report(chosen.forecaster, data, bias, expected, splits["train_set"], spec)
+    summary["mitigation"] = {
+        "applied": chosen.name != "candidate", "scheme": chosen.name, "reason": reason,
+        "comparison": comparison.to_dicts(), "bias_after": bias_after,
+    }
     context.log.info(reason)
     return dg.Output(
         summary,

@@ -1,6 +1,7 @@
 """Monitoring: per batch, the champion's predictions and a drift report against the training data."""
 
 import functools
+from datetime import timedelta
 
 import dagster as dg
 import numpy as np
@@ -67,14 +68,16 @@ def batch_predictions(context: dg.AssetExecutionContext, clean_load: pl.DataFram
     spec = dataset.load()
     ts = pl.col(spec.timestamp)
     start = clean_load.get_column(spec.timestamp).min()
-    window = load_history.filter((ts >= start - pl.duration(hours=lookback_hours(spec))) & (ts < start))
+    lookback = timedelta(hours=lookback_hours(spec))
+    window = load_history.filter((ts >= start - lookback) & (ts < start)) if start is not None else load_history.head(0)
     if spec.group:
         window = window.filter(pl.col(spec.group).is_in(clean_load.get_column(spec.group).unique().implode()))
     features = batch_features(window.collect(), clean_load, spec)
     version, model = _champion(mlflow_tracking)
     predictions = np.asarray(model.predict(_pandas_inputs(features, spec)), float) if features.height else np.zeros(0)
     out = features.with_columns(pl.Series(PREDICTION, predictions), pl.lit(version).alias("model_version"))
-    labelled = out.filter(pl.col(spec.target.column).is_not_null())
+    actual = pl.col(spec.target.column)
+    labelled = out.filter(actual.is_not_null() & actual.cast(pl.Float64).is_not_nan())
     realized = regression_metrics(labelled.get_column(spec.target.column).to_numpy(), labelled.get_column(PREDICTION).to_numpy()) if labelled.height else {}
     return dg.Output(
         out,
@@ -112,47 +115,46 @@ def drift_report(context: dg.AssetExecutionContext, batch_predictions: pl.DataFr
     of at most `reference_rows` rows (only the profiled columns are read), and the champion's
     reference predictions and test error come from the newest `prediction_reference_days` of
     the test set."""
-    from mlops_assets.core.drift import feature_drift, ks_statistic, psi, retrain_verdict, wasserstein_normalized
+    from mlops_assets.core.drift import feature_drift, retrain_verdict
     from mlops_assets.core.features import CALENDAR_COLUMNS
-    from mlops_assets.core.fairness import bias_report as build_bias_report
-    from mlops_assets.core.metrics import regression_metrics
-    from mlops_assets.core.profile import bin_fractions, quantile_bin_edges
 
     spec, config = dataset.load(), drift.config()
+    version, model = _champion(mlflow_tracking)
+    scored = batch_predictions.filter(pl.col(PREDICTION).is_not_null() & pl.col(PREDICTION).is_not_nan())
+    if scored.height == 0:
+        return _nothing_to_judge(context.partition_key, version, batch_predictions.height)
+    test_set = _newest_days(test_set, spec.timestamp, drift.prediction_reference_days)
     # Calendar columns are functions of the clock: a batch of two days always "drifts" in them.
     columns = [c for c in data_profile["columns"] if c not in CALENDAR_COLUMNS]
     reference = _reference_sample(train_set, [*([spec.group] if spec.group else []), *columns], drift.reference_rows)
-    test_set = _newest_days(test_set, spec.timestamp, drift.prediction_reference_days)
-    current = {c: _values(batch_predictions, c) for c in columns if c in batch_predictions.columns}
+    current = {c: _values(scored, c) for c in columns if c in scored.columns}
     profile = {**data_profile, "columns": {c: data_profile["columns"][c] for c in columns}}
-    rows = feature_drift(profile, {c: _values(reference, c) for c in columns}, current, config)
+    reference_values = {c: _values(reference, c) for c in columns if c in reference.columns}
+    rows = feature_drift(profile, reference_values, current, config)
     importance = {r["feature"]: r["share"] for r in shap_summary["importance"]}
-    version, model = _champion(mlflow_tracking)
-    test_pred = np.asarray(model.predict(_pandas_inputs(test_set, spec)), float)
-    batch_pred = batch_predictions.get_column(PREDICTION).to_numpy()
-    edges = quantile_bin_edges(test_pred, spec.quantile_bins)
-    prediction = {"ks": ks_statistic(test_pred, batch_pred)[0], "psi": psi(bin_fractions(test_pred, edges), batch_pred, edges), "wasserstein": wasserstein_normalized(test_pred, batch_pred)} if batch_pred.size else {}
-    labelled = batch_predictions.filter(pl.col(spec.target.column).is_not_null())
-    realized_mae = regression_metrics(labelled.get_column(spec.target.column).to_numpy(), labelled.get_column(PREDICTION).to_numpy())["mae"] if labelled.height >= config.min_rows else None
-    test_mae = float(np.mean(np.abs(test_pred - test_set.get_column(spec.target.column).to_numpy())))
+    prediction, test_mae = _prediction_drift(model, test_set, scored, spec)
+    realized_mae, labelled = _realized_mae(scored, spec, config.min_rows)
     verdict = retrain_verdict(rows, importance, realized_mae, test_mae, config)
-    by_group = _group_drift(batch_predictions, reference, spec, verdict["top_features"], spec.quantile_bins)
-    bias = None
-    if spec.group and labelled.height >= config.min_rows:
-        bias = build_bias_report(labelled.get_column(spec.target.column).to_numpy(), labelled.get_column(PREDICTION).to_numpy(), labelled.get_column(spec.group).to_numpy(), fairness.config())
-        if bias["biased"]:
-            alerts.send(Alert(kind="bias_drift", title=f"bias rule crossed on batch {context.partition_key}", reason="; ".join(bias["reasons"]), asset="drift_report", partition=context.partition_key, severity="WARN", run_id=context.run_id))
+    by_group = _group_drift(scored, reference, spec, verdict["top_features"], spec.quantile_bins)
+    bias = _batch_bias(context, labelled, spec, config, fairness, alerts, train_set)
     table = pl.DataFrame(rows)
     reference_window = _reference_window(reference, test_set, spec.timestamp)
-    report = {"batch": context.partition_key, "champion_version": version, "features": rows, "prediction_drift": prediction, "realized_mae": realized_mae, "test_mae": test_mae, "by_group": by_group, "bias": bias, "reference": reference_window, **verdict}
+    report = {
+        "batch": context.partition_key, "champion_version": version, "rows_scored": scored.height, "features": rows,
+        "prediction_drift": prediction, "realized_mae": realized_mae, "test_mae": test_mae, "by_group": by_group,
+        "by_group_skipped": None if spec.group else SINGLE_SERIES, "bias": bias, "reference": reference_window,
+        **verdict,
+    }
     metadata = {
         "retrain": verdict["retrain"],
         "retrain_flag": int(verdict["retrain"]),
         "reasons": "; ".join(verdict["reasons"]),
         "weighted_drift": verdict["weighted_drift"],
+        "rows_scored": scored.height,
         "drifted_features": int(table.get_column("drifted").sum()) if table.height else 0,
         "features": markdown_table(table.select([c for c in table.columns if c != "kind"]).sort("score", descending=True) if table.height else table),
         "root_causes": markdown_table(pl.DataFrame(verdict["root_causes"])),
+        "by_group": markdown_table(pl.DataFrame(by_group)) if by_group else f"skipped: {SINGLE_SERIES}",
         "champion_version": version,
         "reference_training_rows": reference_window["training_rows"],
         "reference_test_rows": reference_window["test_rows"],
@@ -162,10 +164,91 @@ def drift_report(context: dg.AssetExecutionContext, batch_predictions: pl.DataFr
         **{f"prediction_{k}": v for k, v in prediction.items()},
     }
     if realized_mae is not None:
-        metadata.update(realized_mae=realized_mae, test_mae=test_mae)
+        metadata["realized_mae"] = realized_mae
+    if test_mae is not None:
+        metadata["test_mae"] = test_mae
     if bias is not None:
         metadata["bias_flagged_groups"] = dg.MetadataValue.json(bias["flagged"])
     return dg.Output(report, metadata=metadata)
+
+
+SINGLE_SERIES = "single series: no groups to compare"
+NOTHING_SCORED = "no rows scored: nothing to judge"
+
+
+def _nothing_to_judge(batch: str, version: str, rows: int) -> dg.Output:
+    """The report of a batch the champion scored no row of (all rows lacked the history their
+    lags need, or the batch was empty): no drift figures and no retrain request."""
+    report = {
+        "batch": batch, "champion_version": version, "rows_scored": 0, "features": [], "prediction_drift": {},
+        "realized_mae": None, "test_mae": None, "by_group": [], "by_group_skipped": NOTHING_SCORED, "bias": None,
+        "reference": None, "retrain": False, "reasons": [NOTHING_SCORED], "weighted_drift": 0.0, "top_features": [],
+        "root_causes": [],
+    }
+    metadata = {
+        "retrain": False, "retrain_flag": 0, "reasons": NOTHING_SCORED, "rows_in_batch": rows, "rows_scored": 0,
+        "champion_version": version,
+    }
+    return dg.Output(report, metadata=metadata)
+
+
+def _prediction_drift(model, test_set: pl.DataFrame, scored: pl.DataFrame, spec) -> tuple[dict, float | None]:
+    """(drift of the batch's predictions against the champion's on the reference test rows,
+    the champion's MAE on those test rows that have an actual)."""
+    from mlops_assets.core.drift import ks_statistic, psi, wasserstein_normalized
+    from mlops_assets.core.profile import bin_fractions, quantile_bin_edges
+
+    if test_set.height == 0:
+        return {}, None
+    test_pred = np.asarray(model.predict(_pandas_inputs(test_set, spec)), float)
+    actual = test_set.get_column(spec.target.column).cast(pl.Float64).to_numpy()
+    known = np.isfinite(actual) & np.isfinite(test_pred)
+    test_mae = float(np.mean(np.abs(test_pred[known] - actual[known]))) if known.any() else None
+    test_pred = test_pred[np.isfinite(test_pred)]
+    batch_pred = scored.get_column(PREDICTION).to_numpy()
+    if not test_pred.size:
+        return {}, test_mae
+    edges = quantile_bin_edges(test_pred, spec.quantile_bins)
+    drift = {
+        "ks": ks_statistic(test_pred, batch_pred)[0],
+        "psi": psi(bin_fractions(test_pred, edges), batch_pred, edges),
+        "wasserstein": wasserstein_normalized(test_pred, batch_pred),
+    }
+    return drift, test_mae
+
+
+def _realized_mae(scored: pl.DataFrame, spec, min_rows: int) -> tuple[float | None, pl.DataFrame]:
+    """(MAE of the batch's predictions where it has actuals, None below `min_rows`; those rows)."""
+    from mlops_assets.core.metrics import regression_metrics
+
+    target = pl.col(spec.target.column)
+    labelled = scored.filter(target.is_not_null() & target.cast(pl.Float64).is_not_nan())
+    if labelled.height < min_rows:
+        return None, labelled
+    y, p = labelled.get_column(spec.target.column).to_numpy(), labelled.get_column(PREDICTION).to_numpy()
+    return regression_metrics(y, p)["mae"], labelled
+
+
+def _batch_bias(
+    context, labelled: pl.DataFrame, spec, config, fairness: FairnessSettings, alerts: AlertChannels, train_set: pl.LazyFrame
+) -> dict | None:
+    """Per-group bias on the batch's labelled rows, scaled as the training-time report is
+    (None for a single series or too few rows); a crossed bias rule is sent as an alert."""
+    from mlops_assets.core.fairness import bias_report as build_bias_report
+    from mlops_assets.core.fairness import naive_scales
+    from mlops_assets.core.features import BASELINE_COLUMNS
+
+    if not spec.group or labelled.height < config.min_rows:
+        return None
+    scales = naive_scales(train_set, spec.target.column, BASELINE_COLUMNS[0], spec.group)
+    y, p = labelled.get_column(spec.target.column).to_numpy(), labelled.get_column(PREDICTION).to_numpy()
+    bias = build_bias_report(y, p, labelled.get_column(spec.group).to_numpy(), fairness.config(), scales=scales)
+    if bias["biased"]:
+        alerts.send(Alert(
+            kind="bias_drift", title=f"bias rule crossed on batch {context.partition_key}", reason="; ".join(bias["reasons"]),
+            asset="drift_report", partition=context.partition_key, severity="WARN", run_id=context.run_id,
+        ))
+    return bias
 
 
 def _values(frame: pl.DataFrame, column: str) -> np.ndarray:
@@ -201,7 +284,8 @@ def _newest_days(frame: pl.LazyFrame, timestamp: str, days: int) -> pl.DataFrame
 
 
 def _group_drift(current: pl.DataFrame, reference: pl.DataFrame, spec, features: list[str], bins: int) -> list[dict]:
-    """PSI of the top features per group, each group against its own training rows."""
+    """PSI of the top features per group, each group against its own training rows (a feature
+    without values on either side is left out of that group's row)."""
     from mlops_assets.core.drift import psi
     from mlops_assets.core.profile import bin_fractions, quantile_bin_edges
 
@@ -213,10 +297,12 @@ def _group_drift(current: pl.DataFrame, reference: pl.DataFrame, spec, features:
         cur = current.filter(pl.col(spec.group) == group)
         row = {"group": group, "rows": cur.height}
         for feature in features:
-            if feature not in cur.columns or cur.schema[feature] == pl.String or ref.height == 0:
+            if feature not in cur.columns or feature not in ref.columns or cur.schema[feature] == pl.String:
                 continue
-            values = _values(ref, feature)
-            edges = quantile_bin_edges(values[np.isfinite(values)], bins)
-            row[f"psi/{feature}"] = psi(bin_fractions(values[np.isfinite(values)], edges), _values(cur, feature), edges)
+            values, now = _values(ref, feature), _values(cur, feature)
+            values, now = values[np.isfinite(values)], now[np.isfinite(now)]
+            if values.size and now.size:
+                edges = quantile_bin_edges(values, bins)
+                row[f"psi/{feature}"] = psi(bin_fractions(values, edges), now, edges)
         out.append(row)
     return out

@@ -140,3 +140,24 @@ def test_monitoring_follows_the_champion_alias_when_it_moves(monitored):
     inputs[SPEC.timestamp] = inputs[SPEC.timestamp].dt.tz_convert("UTC").dt.tz_localize(None)
     expected = np.asarray(mlflow.pyfunc.load_model(registry.model_uri(other)).predict(inputs), float)
     np.testing.assert_allclose(scored.get_column("prediction").to_numpy(), expected, rtol=1e-9)
+
+
+def test_a_batch_with_no_scored_rows_is_judged_as_nothing_to_judge_without_warnings(monitored):
+    """A batch a month after the history: no row has the lags it needs, so nothing is scored;
+    the drift report says so, asks for no retraining and computes nothing on empty arrays."""
+    import warnings
+
+    from mlops_assets.runner import ingest_landed
+
+    defs, instance, home = monitored["defs"], monitored["instance"], monitored["home"]
+    day = DEFAULT_START + timedelta(days=HISTORY_DAYS + 30)
+    [late] = write_batches(SPEC, SimulationConfig(start=day, days=1, groups=3, defects=False), home / "landing" / "late")
+    late.rename(home / "landing" / "late.csv")
+    [key] = [k for k in ingest_landed(defs, instance).succeeded if k.startswith("late")]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = defs.resolve_job_def("monitoring_job").execute_in_process(partition_key=key, instance=instance)
+    report = result.output_for_node("drift_report")
+    assert result.output_for_node("batch_predictions").height == 0
+    assert not report["retrain"] and report["reasons"] == ["no rows scored: nothing to judge"] and report["rows_scored"] == 0
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
