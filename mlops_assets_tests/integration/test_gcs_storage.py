@@ -107,8 +107,12 @@ def test_new_data_sensor_on_gs_landing_keeps_a_cursor(tmp_path, prefix, bucket):
         assert {f"{_key(prefix)}/storage/raw_files/{key}/day1.csv", f"{_key(prefix)}/storage/raw_files/{key}/manifest.json"} <= _names(bucket, f"{prefix}/storage")
         assert bucket.blob(f"{_key(prefix)}/storage/raw_files/{key}/day1.csv").download_as_bytes() == day1
 
-        # With the cursor an unchanged object is not downloaded and received again: its
-        # archived manifest, removed here, is not written back.
+        # The requested ingestion runs (as the daemon would launch it); until it has, the batch
+        # is pending and offered again under the same run key.
+        assert [r.run_key for r in _evaluate(defs, instance, first.cursor).run_requests] == [key]
+        assert defs.resolve_job_def("ingestion_job").execute_in_process(partition_key=key, instance=instance).success
+        # With the cursor an unchanged, received object is not downloaded and received again:
+        # its archived manifest, removed here, is not written back.
         manifest = bucket.blob(f"{_key(prefix)}/storage/raw_files/{key}/manifest.json")
         manifest.delete()
         assert _evaluate(defs, instance, first.cursor).run_requests == []
