@@ -362,7 +362,8 @@ def report_counts(out: dict[str, Any]) -> dict[str, Any]:
         "missing_target_values": features["missing_target_values"],
         "interpolated_target_points": features["interpolated_target_points"],
         "rows_without_target": features["rows_without_target"],
-        "rows_without_full_lags": features["rows_without_full_lags"],
+        "rows_without_required_history": features["rows_without_required_history"],
+        "rows_with_partial_history": features["rows_with_partial_history"],
         "feature_rows_out": features["rows_out"],
         "feature_null_counts": features["feature_null_counts"],
     }

@@ -435,8 +435,8 @@ def content_hash(frame: Frame) -> str:
 
 
 def build_features(history: Frame, spec: DatasetSpec, require_target: bool = True) -> tuple[Frame, Report]:
-    """Rows with complete target lags (and, for training, an observed target); columns: keys,
-    target, features, baselines. Missing feature values stay NaN."""
+    """Rows with the shortest target lag (and, for training, an observed target); columns: keys,
+    target, features, baselines. Longer lags and other missing feature values stay NaN."""
     y = spec.target.column
     grid = complete_grid(history, spec)
     by = _by(grid, spec)
@@ -451,8 +451,10 @@ def build_features(history: Frame, spec: DatasetSpec, require_target: bool = Tru
     }
     grid = pd.concat([grid, pd.DataFrame(new, index=grid.index)], axis=1)
     has_target = grid[y].notna()
+    required = grid[f"{y}_lag_{duration_label(min(spec.lags_hours))}"].notna()  # the shortest lag
     full_lags = grid[lag_columns(spec)].notna().all(axis=1)
-    keep = (has_target & full_lags) if require_target else full_lags
+    keep = (has_target & required) if require_target else required
+    candidates = has_target if require_target else pd.Series(True, index=grid.index)
     inputs = [c for c in feature_columns(spec) if c not in spec.key_columns]
     columns = [*spec.key_columns, y, *inputs, *BASELINE_COLUMNS]
     out = grid.loc[keep, columns].reset_index(drop=True)
@@ -463,7 +465,8 @@ def build_features(history: Frame, spec: DatasetSpec, require_target: bool = Tru
         "missing_target_values": int(history[y].isna().sum()),
         "interpolated_target_points": filled,
         "rows_without_target": int((~has_target).sum()),
-        "rows_without_full_lags": int((has_target & ~full_lags).sum()),
+        "rows_without_required_history": int((candidates & ~required).sum()),
+        "rows_with_partial_history": int((keep & ~full_lags).sum()),
         "rows_out": len(out),
         "feature_null_counts": {c: int(n) for c, n in nulls.items() if n},
     }

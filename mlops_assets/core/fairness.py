@@ -158,20 +158,74 @@ def _single_series(y: np.ndarray, p: np.ndarray, config: BiasConfig, excluded: i
     }
 
 
+def _lifecycle_roles(
+    expected_groups: list[str] | dict[str, list[str]] | None,
+) -> tuple[list[str] | None, dict[str, str]]:
+    """(the groups that must be judged, {group: "new_group" | "retired"} of the groups only listed).
+    A list is the judged groups; a dict is `core.lifecycle.split_roles` output."""
+    if not isinstance(expected_groups, dict):
+        return expected_groups, {}
+    listed = {str(g): "retired" for g in expected_groups.get("retired", [])}
+    listed.update({str(g): "new_group" for g in expected_groups.get("new", [])})
+    return [str(g) for g in expected_groups.get("established", [])], listed
+
+
+def _listed_rows(
+    y: np.ndarray, p: np.ndarray, groups: np.ndarray, listed: dict[str, str]
+) -> tuple[list[dict], list[str]]:
+    """Table rows and reasons for new and retired groups: their errors where they have test
+    rows, never a verdict."""
+    rows, reasons = [], []
+    for g, status in sorted(listed.items()):
+        mask = groups == g
+        if mask.any():
+            mae, rmse, mape, count = _error_summary(y[mask], p[mask])
+            count = int(count)
+            rows.append(
+                {"group": g, "mae": float(mae), "rmse": float(rmse), "mape": float(mape), "count": count, "status": status}
+            )
+        else:
+            count = 0
+            rows.append({"group": g, "count": 0, "status": status})
+        what = "new group, too young to be judged" if status == "new_group" else "retired group (no recent data)"
+        reasons.append(f"group {g}: {what}; {count} test rows, listed, not judged")
+    return rows, reasons
+
+
 def bias_report(
     y: np.ndarray, p: np.ndarray, groups: np.ndarray | None, config: BiasConfig,
-    expected_groups: list[str] | None = None, scales: dict[str, float] | None = None,
+    expected_groups: list[str] | dict[str, list[str]] | None = None, scales: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Per-group metrics, gaps with 95% intervals, and a verdict with reasons. Rows without an
     actual or a prediction are left out (counted in `excluded_rows`); `groups=None` is a
     single series: nothing to compare, overall errors reported. `scales` (group -> its
     seasonal-naive MAE on training data) make the `normalized` rule MASE where WAPE has no
-    meaning (a group's target reaches or crosses zero)."""
+    meaning (a group's target reaches or crosses zero). `expected_groups` is the list of groups
+    that must be in the test data, or the roles of `core.lifecycle.split_roles`: then the
+    established groups are judged and must be present, while new and retired groups are listed
+    (status "new_group" / "retired", with their errors where they have test rows), never failed."""
     if config.rule not in RULES:
         raise ValueError(f"bias rule {config.rule!r}: choose one of {RULES}")
     y, p, groups, excluded = _scored(y, p, groups)
     if groups is None:
         return _single_series(y, p, config, excluded)
+    expected_groups, listed = _lifecycle_roles(expected_groups)
+    listed_rows, listed_reasons = _listed_rows(y, p, groups, listed)
+    judged = ~np.isin(groups, list(listed))
+    y, p, groups = y[judged], p[judged], groups[judged]
+    report = _judged_report(y, p, groups, config, expected_groups, scales, excluded)
+    report["groups"] += listed_rows
+    report["reasons"] = listed_reasons + report["reasons"]
+    report["new_groups"] = sorted(g for g, s in listed.items() if s == "new_group")
+    report["retired_groups"] = sorted(g for g, s in listed.items() if s == "retired")
+    return report
+
+
+def _judged_report(
+    y: np.ndarray, p: np.ndarray, groups: np.ndarray, config: BiasConfig, expected_groups: list[str] | None,
+    scales: dict[str, float] | None, excluded: int,
+) -> dict[str, Any]:
+    """The verdict on the judged groups' rows."""
     if len(y) == 0:
         return {
             "rule": config.rule, "grouped": True, "biased": False, "passed": False, "reasons": ["empty test data"],

@@ -43,14 +43,18 @@ _TWO_PI = 2 * math.pi
 class FeatureReport:
     """Counts of one feature build. `missing_target_values`: history rows without a target;
     `interpolated_target_points`: grid points filled in the lag input only; rows without a
-    target are never training rows; `feature_null_counts`: nulls per output column."""
+    target are never training rows; `rows_without_required_history`: rows dropped because the
+    shortest target lag is missing (a group's first day, a long gap); `rows_with_partial_history`:
+    rows kept with a longer lag or rolling statistic still null (a young group);
+    `feature_null_counts`: nulls per output column."""
 
     rows_in: int
     grid_rows: int
     missing_target_values: int
     interpolated_target_points: int
     rows_without_target: int
-    rows_without_full_lags: int
+    rows_without_required_history: int
+    rows_with_partial_history: int
     rows_out: int
     feature_null_counts: dict[str, int] = field(default_factory=dict)
 
@@ -116,6 +120,25 @@ def feature_columns(spec: DatasetSpec) -> list[str]:
     ]  # fmt: skip
 
 
+def required_lag_hours(spec: DatasetSpec) -> float:
+    """The shortest target lag: a row is a feature row once it is present (longer lags, rolling
+    statistics, observed-only lags and baselines may still be null, as in a new group's first week)."""
+    return min(spec.lags_hours)
+
+
+def required_lag_column(spec: DatasetSpec) -> str:
+    return f"{spec.target.column}_lag_{duration_label(required_lag_hours(spec))}"
+
+
+def required_feature_columns(spec: DatasetSpec) -> list[str]:
+    """The columns a row must have non-null to be scored or served: the group, the calendar,
+    the shortest target lag and the known-in-advance numeric features whose spec says
+    `allow_missing: false`. Every other column of `feature_columns` may be null."""
+    group = [spec.group] if spec.group else []
+    strict = [c.column for c in spec.numeric_features if c.known_in_advance and not c.allow_missing]
+    return [*group, *calendar_columns(spec), required_lag_column(spec), *strict]
+
+
 def categorical_columns(spec: DatasetSpec) -> list[str]:
     return [*([spec.group] if spec.group else []), *spec.categorical_features]
 
@@ -123,25 +146,34 @@ def categorical_columns(spec: DatasetSpec) -> list[str]:
 def build_features(
     history: pl.DataFrame, spec: DatasetSpec, require_target: bool = True
 ) -> tuple[pl.DataFrame, FeatureReport]:
-    """Rows with complete target lags (and, for training, an observed target); columns: keys,
-    target, features, baselines. Missing feature values stay null."""
+    """Rows with the shortest target lag (and, for training, an observed target); columns: keys,
+    target, features, baselines. Longer lags and other missing feature values stay null, so a
+    group joins as soon as it has the shortest lag's history."""
     y = pl.col(spec.target.column)
     grid = _with_lag_inputs(complete_grid(history, spec), spec)
     filled = int(grid.select((y.is_null() & pl.col(_FFILL).is_not_null()).sum()).item())
     frame = grid.with_columns(*_lags(spec), *_observed_lags(spec), *_temperature(spec), *_baselines(spec))
     frame = frame.with_columns(_calendar(grid, spec))
     has_target = y.is_not_null()
+    has_required = pl.col(required_lag_column(spec)).is_not_null()
     full_lags = pl.all_horizontal(pl.col(c).is_not_null() for c in lag_columns(spec))
+    keep = (has_target & has_required) if require_target else has_required
+    candidates = has_target if require_target else pl.lit(True)
+    counted = frame.select(
+        (~has_target).sum().alias("no_target"),
+        (candidates & ~has_required).sum().alias("no_history"),
+        (keep & ~full_lags).sum().alias("partial"),
+    ).row(0, named=True)
     report = FeatureReport(
         rows_in=history.height,
         grid_rows=grid.height,
         missing_target_values=history.get_column(spec.target.column).null_count(),
         interpolated_target_points=filled,
-        rows_without_target=int(frame.select((~has_target).sum()).item()),
-        rows_without_full_lags=int(frame.select((has_target & ~full_lags).sum()).item()),
+        rows_without_target=int(counted["no_target"]),
+        rows_without_required_history=int(counted["no_history"]),
+        rows_with_partial_history=int(counted["partial"]),
         rows_out=0,
     )
-    keep = (has_target & full_lags) if require_target else full_lags
     out = frame.filter(keep).select(spec.timestamp, spec.target.column, *feature_columns(spec), *BASELINE_COLUMNS)
     out = out.select(*spec.key_columns, *[c for c in out.columns if c not in spec.key_columns])
     report.rows_out = out.height
@@ -329,9 +361,9 @@ def _close(value: pl.Expr, expected: pl.Expr) -> pl.Expr:
 
 def lag_mismatches(features: pl.DataFrame, history: pl.DataFrame, spec: DatasetSpec) -> dict[str, int]:
     """Independent check of the lag features (target and observed-only): join each row to the
-    same group's history exactly `lag` earlier and count disagreements. Rows whose source was
-    missing (and, for the target, filled) are not compared. Columns absent from `features`
-    are skipped."""
+    same group's history exactly `lag` earlier and count disagreements, a null lag where that
+    value exists included. Rows whose source was missing (and, for the target, filled) are not
+    compared. Columns absent from `features` are skipped."""
     result = {}
     for col, (source_col, hours) in lag_sources(spec).items():
         if col not in features.columns:
@@ -341,7 +373,7 @@ def lag_mismatches(features: pl.DataFrame, history: pl.DataFrame, spec: DatasetS
             shift_back(pl.col(spec.timestamp), hours, spec).alias(spec.timestamp)
         )
         joined = probe.join(source, on=spec.key_columns, how="inner")
-        result[col] = joined.filter(~_close(pl.col(col), pl.col("__expected"))).height
+        result[col] = joined.filter(~_close(pl.col(col), pl.col("__expected")).fill_null(False)).height
     return result
 
 
@@ -407,7 +439,8 @@ def lookback_hours(spec: DatasetSpec) -> int:
 def batch_features(history_window: pl.DataFrame, batch: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
     """Features for a batch's rows, from the batch on top of the history just before it
     (the batch wins where both have a row). Rows without a target are kept: they are the
-    steps to forecast."""
+    steps to forecast. Rows without the shortest target lag's history are not returned (they
+    cannot be scored yet); longer lags may be null, as in `build_features`."""
     earlier = history_window.join(batch.select(spec.key_columns), on=spec.key_columns, how="anti")
     merged = pl.concat([earlier, batch], how="vertical_relaxed").sort(spec.key_columns)
     frame, _ = build_features(merged, spec, require_target=False)

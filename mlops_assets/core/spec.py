@@ -23,6 +23,7 @@ DEFAULT_MISSING_VALUES = ("", "NA", "NaN", "null")
 DEFAULT_LAGS_HOURS = (24, 48, 168)
 DEFAULT_ROLLING_WINDOWS_HOURS = (24, 168)
 DEFAULT_MAX_INTERPOLATE_HOURS = 3
+DEFAULT_RETIRE_AFTER_HOURS = 168  # a group without data for 7 days is retired
 MIN_ROLLING_STEPS = 2  # a rolling standard deviation needs two values
 
 
@@ -71,6 +72,7 @@ class DatasetSpec:
     horizon_hours: float = 24
     lags_hours: tuple[float, ...] = DEFAULT_LAGS_HOURS
     rolling_windows_hours: tuple[float, ...] = DEFAULT_ROLLING_WINDOWS_HOURS
+    retire_after_hours: float = DEFAULT_RETIRE_AFTER_HOURS
     train_fraction: float = 0.7
     validation_fraction: float = 0.15
     quantile_bins: int = 10
@@ -331,6 +333,7 @@ def spec_from_dict(raw: Any, source: str = "<memory>") -> DatasetSpec:
     windows, windows_given = _durations(
         prep, "rolling_windows", "rolling_windows_hours", DEFAULT_ROLLING_WINDOWS_HOURS, source
     )
+    retire_after, _ = _durations(prep, "retire_after", "retire_after_hours", DEFAULT_RETIRE_AFTER_HOURS, source)
     interpolate, interpolate_given = _durations(
         cleaning, "max_interpolate", "max_interpolate_hours", DEFAULT_MAX_INTERPOLATE_HOURS, source
     )
@@ -363,6 +366,7 @@ def spec_from_dict(raw: Any, source: str = "<memory>") -> DatasetSpec:
         horizon_hours=horizon,
         lags_hours=lags,
         rolling_windows_hours=windows,
+        retire_after_hours=retire_after,
         train_fraction=float(split.get("train_fraction", 0.7)),
         validation_fraction=float(split.get("validation_fraction", 0.15)),
         quantile_bins=int(profile.get("quantile_bins", 10)),
@@ -400,6 +404,7 @@ def _validate_durations(spec: DatasetSpec) -> None:
         ("preparation.rolling_windows", spec.rolling_windows_hours),
         ("preparation.horizon", (spec.horizon_hours,)),
         ("cleaning.max_interpolate", (spec.max_interpolate_hours,)),
+        ("preparation.retire_after", (spec.retire_after_hours,)),
     ):
         for hours in values:
             try:
@@ -412,6 +417,8 @@ def _validate_durations(spec: DatasetSpec) -> None:
         raise SpecError(f"{src}: preparation.lags must name at least one lag")
     if spec.horizon_hours <= 0:
         raise SpecError(f"{src}: preparation.horizon must be positive")
+    if spec.retire_after_hours <= 0:
+        raise SpecError(f"{src}: preparation.retire_after must be positive (a group without data that long is retired)")
     too_short = [lag for lag in spec.lags_hours if lag < spec.horizon_hours]
     if too_short:
         raise SpecError(

@@ -3,6 +3,7 @@ webhook and a Slack incoming webhook. Secrets come from the environment (dg.EnvV
 
 from __future__ import annotations
 
+import fcntl
 import json
 import smtplib
 import urllib.request
@@ -26,6 +27,7 @@ class Alert:
     run_id: str = ""
     run_url: str = ""
     extra: dict = field(default_factory=dict)
+    key: str = ""  # set by `AlertChannels.send_once`: the alert is sent once per key
 
     def text(self) -> str:
         parts = [f"[{self.severity}] {self.title}", self.reason]
@@ -35,6 +37,19 @@ class Alert:
         if self.run_url:
             parts.append(f"run: {self.run_url}")
         return "\n".join(parts)
+
+
+def _logged_key(lines, key: str) -> bool:
+    """Whether a record of the alert log (one JSON object per line) has this key."""
+    needle = json.dumps(key)
+    for line in lines:
+        if needle in line:
+            try:
+                if json.loads(line).get("key") == key:
+                    return True
+            except ValueError:
+                continue
+    return False
 
 
 class AlertChannels(dg.ConfigurableResource):
@@ -74,6 +89,23 @@ class AlertChannels(dg.ConfigurableResource):
                 outcome[name] = f"failed: {exc}"
                 self._log(Alert("alert_delivery_failed", f"{name} delivery failed", str(exc), severity="WARN"))
         return outcome
+
+    def send_once(self, alert: Alert, key: str) -> dict[str, str] | None:
+        """Deliver like `send`, only if no alert with this `key` is in the log file yet (the key
+        is stored in the record as "key"); None when skipped. An exclusive lock on the log file
+        is held from the look-up to the write, so two processes cannot both send it."""
+        path = Path(self.log_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a+", encoding="utf-8") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                fh.seek(0)
+                if _logged_key(fh, key):
+                    return None
+                alert.key = key
+                return self.send(alert)
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def _log(self, alert: Alert) -> str:
         path = Path(self.log_file)

@@ -212,3 +212,25 @@ def test_normalized_rule_keeps_wape_while_every_target_is_far_from_zero():
     noisy_everywhere = {"a": 1.0, "b": 1.0, "c": 25.0}  # c as hard for seasonal naive as for the model
     report = bias_report(y, p, g, BiasConfig(), scales=noisy_everywhere)
     assert report["normalized_by"].endswith("(WAPE)") and report["flagged"] == ["c"]
+
+
+def test_new_and_retired_groups_are_listed_not_judged_while_established_ones_still_fail():
+    y, p, g = grouped({"a": 100, "b": 100}, 100, {"a": 1, "b": 1})
+    # A new group with 3 test rows and terrible errors, and a retired group with no test rows.
+    y, p, g = np.r_[y, [100.0] * 3], np.r_[p, [400.0] * 3], np.r_["0", g, ["Zone A/B (ö)"] * 3]
+    roles = {"established": ["a", "b"], "new": ["Zone A/B (ö)"], "retired": ["gone"]}
+    report = bias_report(y, p, g, BiasConfig(), expected_groups=roles)
+    rows = {r["group"]: r for r in report["groups"]}
+    assert report["passed"] and not report["flagged"] and report["missing_groups"] == []
+    assert rows["Zone A/B (ö)"]["status"] == "new_group" and rows["Zone A/B (ö)"]["count"] == 3
+    assert rows["Zone A/B (ö)"]["mae"] == pytest.approx(300.0) and rows["gone"] == {"group": "gone", "count": 0, "status": "retired"}
+    assert report["new_groups"] == ["Zone A/B (ö)"] and report["retired_groups"] == ["gone"]
+    assert "group Zone A/B (ö): new group, too young to be judged; 3 test rows, listed, not judged" in report["reasons"]
+    # The new group's errors are left out of the overall error the gaps are measured against.
+    alone = bias_report(y[:200], p[:200], g[:200], BiasConfig(), expected_groups=["a", "b"])
+    assert report["overall_mae"] == alone["overall_mae"] and report["largest_abs_gap"] == alone["largest_abs_gap"]
+    # Without the roles the same data fails: the new group has too few rows, the retired one is missing.
+    assert not bias_report(y, p, g, BiasConfig(), expected_groups=["a", "b", "gone", "Zone A/B (ö)"])["passed"]
+    # An established group missing from the test data still fails, whatever else is listed.
+    missing = bias_report(y, p, g, BiasConfig(), expected_groups={**roles, "established": ["a", "b", "c"]})
+    assert not missing["passed"] and missing["missing_groups"] == ["c"]

@@ -1,8 +1,10 @@
+from datetime import timedelta
+
 import polars as pl
 
 from mlops_assets.core.features import build_features, feature_columns, lag_columns, lag_mismatches
 from mlops_assets.core.spec import load_spec, spec_from_dict
-from mlops_assets_tests.builders import hourly_frame
+from mlops_assets_tests.builders import T0, hourly_frame
 
 SPEC = load_spec()
 Y, TS, G = SPEC.target.column, SPEC.timestamp, SPEC.group
@@ -75,3 +77,75 @@ def test_single_series_without_group():
     history = hourly_frame(spec, None, 24 * 10)
     frame, report = build_features(history, spec)
     assert report.rows_out > 0 and sum(lag_mismatches(frame, history, spec).values()) == 0
+
+
+# A group's life cycle: a new group joins once it has the shortest lag's history.
+def _late_group_history(start_day: int = 10, days: int = 14):
+    history = hourly_frame(SPEC, ["A", "B", "Zone A/B (ö)"], 24 * days)
+    first = T0 + timedelta(days=start_day)
+    return history.filter((pl.col(G) != "Zone A/B (ö)") | (pl.col(TS) >= first)), first
+
+
+def test_a_new_group_is_a_feature_row_after_one_day_with_its_long_lags_null():
+    from mlops_assets.core.features import required_lag_hours
+
+    history, first = _late_group_history()
+    frame, report = build_features(history, SPEC)
+    new = frame.filter(pl.col(G) == "Zone A/B (ö)").sort(TS)
+    assert required_lag_hours(SPEC) == 24
+    assert new.get_column(TS).min() == first + timedelta(hours=24) and new.height == 3 * 24
+    assert new.get_column(f"{Y}_lag_24h").null_count() == 0
+    assert new.get_column(f"{Y}_lag_168h").null_count() == new.height  # a week of history it does not have
+    assert new.get_column(f"{Y}_lag_48h").null_count() == 24
+    assert new.get_column("baseline_seasonal_naive").null_count() == new.height
+    # Every group's first day has no 24 h lag and is dropped; the days before a week of history
+    # are kept with partial history (A and B: days 2 to 7; the new group: all its rows).
+    assert report.rows_without_required_history == 3 * 24
+    assert report.rows_with_partial_history == 2 * 24 * 6 + new.height
+    assert report.rows_out == frame.height == 2 * 24 * 13 + new.height
+    assert sum(lag_mismatches(frame, history, SPEC).values()) == 0
+
+
+def test_required_feature_columns_are_group_calendar_shortest_lag_and_strict_known_features():
+    from mlops_assets.core.features import calendar_columns, required_feature_columns
+
+    spec = spec_from_dict({
+        "name": "s", "timestamp": "ts", "group": "site", "target": "y",
+        "features": {"numeric": [{"column": "temp", "allow_missing": False}, "humidity",
+                                 {"column": "price", "allow_missing": False, "known_in_advance": False}]},
+        "preparation": {"lags": ["48h", "24h", "7d"]},
+    })
+    required = required_feature_columns(spec)
+    assert required == ["site", *calendar_columns(spec), "y_lag_24h", "temp"]
+    assert set(required) <= set(feature_columns(spec))
+    single = spec_from_dict({"name": "s", "timestamp": "ts", "target": "y"})
+    assert required_feature_columns(single) == [*calendar_columns(single), "y_lag_24h"]
+
+
+def test_batch_features_score_a_young_group_and_leave_out_one_without_history():
+    from mlops_assets.core.features import batch_features
+
+    history, first = _late_group_history(start_day=12)
+    cut = history.get_column(TS).max() - timedelta(hours=23)
+    window, batch = history.filter(pl.col(TS) < cut), history.filter(pl.col(TS) >= cut)
+    brand_new = batch.filter(pl.col(G) == "A").with_columns(pl.lit("only today").alias(G))
+    scored = batch_features(window, pl.concat([batch, brand_new]).with_columns(pl.lit(None, dtype=pl.Float64).alias(Y)), SPEC)
+    counts = dict(scored.group_by(G).len().iter_rows())
+    assert counts == {"A": 24, "B": 24, "Zone A/B (ö)": 24}  # "only today" has no 24 h of history: not scored
+    young = scored.filter(pl.col(G) == "Zone A/B (ö)")
+    assert young.get_column(f"{Y}_lag_24h").null_count() == 0 and young.get_column(f"{Y}_lag_168h").null_count() == 24
+
+
+def test_leak_checks_still_catch_a_future_value_in_a_partial_row_and_a_dropped_lag():
+    from mlops_assets.core.features import values_after_cutoff
+
+    history, _ = _late_group_history()
+    frame, _ = build_features(history, SPEC)
+    assert sum(values_after_cutoff(frame, history, SPEC).values()) == 0
+    young = pl.col(G) == "Zone A/B (ö)"
+    # The week lag the new group does not have, filled with the value observed at t itself.
+    leaked = frame.with_columns(pl.when(young).then(pl.col(Y)).otherwise(pl.col(f"{Y}_lag_168h")).alias(f"{Y}_lag_168h"))
+    assert values_after_cutoff(leaked, history, SPEC)[f"{Y}_lag_168h"] == 3 * 24
+    # A lag nulled although the group's history has the value: a mismatch, not a silent gap.
+    dropped = frame.with_columns(pl.when(pl.col(G) == "A").then(None).otherwise(pl.col(f"{Y}_lag_48h")).alias(f"{Y}_lag_48h"))
+    assert lag_mismatches(dropped, history, SPEC)[f"{Y}_lag_48h"] == frame.filter(pl.col(G) == "A").height - 24

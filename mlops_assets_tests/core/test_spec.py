@@ -72,3 +72,29 @@ def test_missing_values_and_feature_roles():
 def test_roles_and_tokens_are_validated(change, message):
     with pytest.raises(SpecError, match=message):
         spec_from_dict({**MINIMAL, **change}, source="bad.yaml")
+
+
+def test_retire_after_is_a_duration_with_a_week_by_default():
+    assert spec_from_dict(MINIMAL).retire_after_hours == 168
+    assert spec_from_dict({**MINIMAL, "preparation": {"retire_after": "3d"}}).retire_after_hours == 72
+    half_hourly = spec_from_dict({**MINIMAL, "frequency": "30min", "preparation": {"retire_after": "90min"}})
+    assert half_hourly.retire_after_hours == 1.5
+    assert {load_spec(p).retire_after_hours for p in _shipped_specs()} == {168}
+
+
+def _shipped_specs():
+    from pathlib import Path
+
+    import mlops_assets
+
+    return sorted((Path(mlops_assets.__file__).parent / "specs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    "retire_after, message",
+    [("0h", "retire_after must be positive"), ("90min", "retire_after 90min is not a whole number of 1h steps"),
+     (-48, "negative"), ("soon", "is not a duration")],
+)
+def test_retire_after_is_validated(retire_after, message):
+    with pytest.raises(SpecError, match=message):
+        spec_from_dict({**MINIMAL, "preparation": {"retire_after": retire_after}}, source="bad.yaml")

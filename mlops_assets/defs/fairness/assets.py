@@ -40,14 +40,30 @@ def _expected_groups(train_set: pl.DataFrame | pl.LazyFrame, column: str | None)
     return sorted(train_set.lazy().select(pl.col(column).cast(pl.String).unique()).collect().get_column(column).to_list())
 
 
-# train_set is a pl.LazyFrame (a scan): only its groups, or its newest hours, are read.
-@dg.asset(group_name="fairness", kinds={"fairlearn", "mlflow"}, ins={"candidate_model": dg.AssetIn(), "test_set": dg.AssetIn(), "train_set": dg.AssetIn()})
-def bias_report(context: dg.AssetExecutionContext, candidate_model: dict, test_set: pl.DataFrame, train_set: pl.LazyFrame, dataset: DatasetSpecResource, fairness: FairnessSettings, mlflow_tracking: MlflowTracking):
+def _group_roles(load_history: pl.LazyFrame, splits: tuple, spec) -> dict[str, list[str]] | list[str]:
+    """The groups the bias gate judges (established active ones) and those it only lists (new,
+    retired), from the groups' life cycle in the history; [] for a single series."""
+    from mlops_assets.core.lifecycle import group_lifecycle, split_roles
+
+    if not spec.group:
+        return []
+    lifecycle = group_lifecycle(load_history.lazy().select(*spec.key_columns, spec.target.column), spec)
+    return split_roles(*splits, lifecycle, spec)
+
+
+# train_set, validation_set and load_history are pl.LazyFrame scans: only the columns used are read.
+@dg.asset(
+    group_name="fairness", kinds={"fairlearn", "mlflow"},
+    ins={name: dg.AssetIn() for name in ("candidate_model", "test_set", "train_set", "validation_set", "load_history")},
+)
+def bias_report(context: dg.AssetExecutionContext, candidate_model: dict, test_set: pl.DataFrame, train_set: pl.LazyFrame, validation_set: pl.LazyFrame, load_history: pl.LazyFrame, dataset: DatasetSpecResource, fairness: FairnessSettings, mlflow_tracking: MlflowTracking):
     """fairlearn MetricFrame of the candidate on the test set, by group (and by any sensitive
     feature the spec declares): MAE, RMSE, MAPE and rows per group, each group's gap with a
     bootstrap 95% interval, and a verdict with reasons. The `normalized` rule scales each
     group's MAE by its seasonal-naive MAE on the training split (MASE), so a net load that
-    crosses zero is judged by how forecastable it is, not by its small mean."""
+    crosses zero is judged by how forecastable it is, not by its small mean. Established active
+    groups are judged; new groups (too young for every split) and retired groups (no data for the
+    spec's `retire_after`) are listed with their errors, never failed."""
     from mlops_assets.core.fairness import bias_report as build_report
     from mlops_assets.core.fairness import naive_scales
     from mlops_assets.core.features import BASELINE_COLUMNS
@@ -58,7 +74,8 @@ def bias_report(context: dg.AssetExecutionContext, candidate_model: dict, test_s
     split = to_split(test_set, spec)
     predictions = load_forecaster(candidate_model["model_uri"]).predict(split.X)
     scales = naive_scales(train_set, spec.target.column, BASELINE_COLUMNS[0], spec.group)
-    report = build_report(split.y, predictions, split.groups, config, _expected_groups(train_set, spec.group), scales)
+    roles = _group_roles(load_history, (train_set, validation_set, test_set), spec)
+    report = build_report(split.y, predictions, split.groups, config, roles, scales)
     report["by_feature"] = {
         col: build_report(split.y, predictions, split.X[col].to_numpy(), config, _expected_groups(train_set, col))
         for col in spec.extra.get("sensitive_features", [])
@@ -70,7 +87,9 @@ def bias_report(context: dg.AssetExecutionContext, candidate_model: dict, test_s
     table = report_table(report)
     metadata = {
         "verdict": _verdict(report), "rule": config.rule, "normalized_by": report.get("normalized_by", "–"),
-        "flagged_groups": dg.MetadataValue.json(report["flagged"]), "table": markdown_table(table),
+        "flagged_groups": dg.MetadataValue.json(report["flagged"]), "table": markdown_table(table, max_rows=200),
+        "new_groups": dg.MetadataValue.json(report.get("new_groups", [])),
+        "retired_groups": dg.MetadataValue.json(report.get("retired_groups", [])),
         **counts({f"overall_{k}": v for k, v in report.get("overall", {}).items() if v == v}),
     }
     with mlflow_tracking.resume_run(candidate_model["run_id"]):
@@ -93,9 +112,12 @@ def bias_report(context: dg.AssetExecutionContext, candidate_model: dict, test_s
 @dg.asset(
     group_name="fairness",
     kinds={"fairlearn", "mlflow"},
-    ins={name: dg.AssetIn() for name in ("candidate_model", "bias_report", "train_set", "validation_set", "test_set")},
+    ins={
+        name: dg.AssetIn()
+        for name in ("candidate_model", "bias_report", "train_set", "validation_set", "test_set", "load_history")
+    },
 )
-def fair_model(context: dg.AssetExecutionContext, candidate_model: dict, bias_report: dict, train_set: pl.LazyFrame, validation_set: pl.DataFrame, test_set: pl.DataFrame, dataset: DatasetSpecResource, training: TrainingSettings, fairness: FairnessSettings, mlflow_tracking: MlflowTracking):
+def fair_model(context: dg.AssetExecutionContext, candidate_model: dict, bias_report: dict, train_set: pl.LazyFrame, validation_set: pl.DataFrame, test_set: pl.DataFrame, load_history: pl.LazyFrame, dataset: DatasetSpecResource, training: TrainingSettings, fairness: FairnessSettings, mlflow_tracking: MlflowTracking):
     """The model that goes on to the registry. When the bias report flags a group, the
     candidate is re-trained with balanced and with error-aware group weights; a re-weighted
     model is kept only if it shrinks the largest gap (on validation) without raising overall
@@ -113,12 +135,14 @@ def fair_model(context: dg.AssetExecutionContext, candidate_model: dict, bias_re
 
     release_memory()
     try:
-        return _mitigate(context, candidate_model, {"train_set": train_set, "validation_set": validation_set, "test_set": test_set}, dataset, training, fairness, mlflow_tracking)
+        splits = {"train_set": train_set, "validation_set": validation_set, "test_set": test_set}
+        roles = _group_roles(load_history, tuple(splits.values()), dataset.load())
+        return _mitigate(context, candidate_model, splits, roles, dataset, training, fairness, mlflow_tracking)
     finally:
         release_memory()
 
 
-def _scaled_test_report(forecaster, data, bias, expected: list[str], train_set, spec) -> dict:
+def _scaled_test_report(forecaster, data, bias, expected, train_set, spec) -> dict:
     """The chosen variant's test bias report by the same scale as `bias_report` (each group's
     seasonal-naive MAE on training), which is what the registry's bias check reads."""
     from mlops_assets.core.fairness import bias_report as build_report
@@ -129,7 +153,9 @@ def _scaled_test_report(forecaster, data, bias, expected: list[str], train_set, 
     return build_report(data.test.y, forecaster.predict(data.test.X), data.test.groups, bias, expected, scales)
 
 
-def _mitigate(context, candidate: dict, splits: dict, dataset, training, fairness, mlflow_tracking) -> dg.Output:
+def _mitigate(
+    context, candidate: dict, splits: dict, expected, dataset, training, fairness, mlflow_tracking
+) -> dg.Output:
     from mlops_assets.core.mitigation import mitigate
     from mlops_assets.core.models.data import model_data
     from mlops_assets.core.models.evaluation import evaluate
@@ -137,7 +163,6 @@ def _mitigate(context, candidate: dict, splits: dict, dataset, training, fairnes
 
     spec, config, bias = dataset.load(), training.load(), fairness.config()
     data = model_data(splits["train_set"], splits["validation_set"], splits["test_set"], spec, config.max_train_rows)
-    expected = _expected_groups(splits["train_set"], spec.group)
     chosen, variants, reason = mitigate(load_forecaster(candidate["model_uri"]), data, config, bias, fairness.mitigation_tolerance, expected)
     comparison = pl.DataFrame(
         [{"variant": v.name, "val_largest_gap": v.validation["largest_abs_gap"], "val_mae": v.validation_mae, "test_largest_gap": v.test["largest_abs_gap"], "test_mae": v.test_mae, "test_flagged": len(v.test["flagged"]), "chosen": v is chosen} for v in variants]

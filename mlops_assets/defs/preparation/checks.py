@@ -5,6 +5,7 @@ import polars as pl
 
 from mlops_assets.core.features import feature_columns, lag_mismatches, lag_sources, values_after_cutoff
 from mlops_assets.core.ingest import BatchError
+from mlops_assets.core.lifecycle import group_lifecycle, group_roles, split_roles
 from mlops_assets.core.spec import duration_label
 from mlops_assets.core.splitting import split_is_time_ordered
 from mlops_assets.defs.metadata import markdown_table
@@ -123,26 +124,69 @@ def split_is_time_ordered_check(
 @dg.asset_check(
     asset="test_set",
     blocking=True,
-    additional_ins={"train_set": dg.AssetIn("train_set"), "validation_set": dg.AssetIn("validation_set")},
-    description="Every group of the training data has at least `min_rows_per_group` rows in each split.",
+    additional_ins={
+        "train_set": dg.AssetIn("train_set"), "validation_set": dg.AssetIn("validation_set"),
+        "load_history": dg.AssetIn("load_history"),
+    },
+    description="Every established active group (at least `min_rows_per_group` training rows) has at least that "
+    "many rows in each split. New groups (too young to be in every split) and retired groups (no data for the "
+    "spec's `retire_after`) are listed, never failed.",
 )
 def groups_in_every_split(
-    test_set: pl.LazyFrame, train_set: pl.LazyFrame, validation_set: pl.LazyFrame, dataset: DatasetSpecResource
+    test_set: pl.LazyFrame, train_set: pl.LazyFrame, validation_set: pl.LazyFrame, load_history: pl.LazyFrame,
+    dataset: DatasetSpecResource,
 ) -> dg.AssetCheckResult:
     spec = dataset.load()
-    train_set, validation_set, test_set = (part.select(spec.group or spec.timestamp).collect() for part in (train_set, validation_set, test_set))
+    parts = {"train": train_set, "validation": validation_set, "test": test_set}
     if not spec.group:
-        ok = min(train_set.height, validation_set.height, test_set.height) >= spec.min_rows_per_group
-        return dg.AssetCheckResult(passed=ok, description="single series: rows per split " + str([train_set.height, validation_set.height, test_set.height]))
-    table = pl.concat(
-        [part.group_by(spec.group).len().with_columns(pl.lit(name).alias("split")) for name, part in (("train", train_set), ("validation", validation_set), ("test", test_set))]
-    ).pivot(on="split", index=spec.group, values="len").fill_null(0)
-    for name in ("train", "validation", "test"):
-        if name not in table.columns:
-            table = table.with_columns(pl.lit(0).alias(name))
-    short = table.filter(pl.min_horizontal("train", "validation", "test") < spec.min_rows_per_group)
+        heights = [part.select(pl.len()).collect().item() for part in parts.values()]
+        ok = min(heights) >= spec.min_rows_per_group
+        return dg.AssetCheckResult(passed=ok, description="single series: rows per split " + str(heights))
+    lifecycle = group_lifecycle(load_history.select(*spec.key_columns, spec.target.column), spec)
+    roles = split_roles(train_set, validation_set, test_set, lifecycle, spec)
+    table = _rows_per_split(parts, spec, lifecycle.get_column("group")).join(
+        lifecycle.select("group", "last_timestamp", "status"), on="group", how="left"
+    )
+    table = table.with_columns(pl.col("group").replace_strict(group_roles(roles), default="new").alias("role"))
+    short = table.filter((pl.col("role") == "established") & (pl.min_horizontal(*parts) < spec.min_rows_per_group))
+    listed = (
+        f"new groups (listed, not required): {roles['new']}; "
+        f"retired groups (listed, not required): {roles['retired']}"
+    )
+    if short.height:
+        names = short.get_column("group").to_list()
+        text = f"established groups short of rows: {names} ({_why_short(short, spec)}); {listed}"
+    else:
+        text = f"all {len(roles['established'])} established groups present in every split; {listed}"
     return dg.AssetCheckResult(
         passed=short.height == 0,
-        description="all groups present in every split" if short.height == 0 else f"groups short of rows: {short.get_column(spec.group).to_list()}",
-        metadata={"rows_per_group": markdown_table(table.sort(spec.group))},
+        description=text,
+        metadata={
+            "rows_per_group": markdown_table(table.sort("group"), max_rows=200),
+            "established_groups": len(roles["established"]),
+            "new_groups": dg.MetadataValue.json(roles["new"]),
+            "retired_groups": dg.MetadataValue.json(roles["retired"]),
+        },
+    )
+
+
+def _rows_per_split(parts: dict[str, pl.LazyFrame], spec, known: pl.Series) -> pl.DataFrame:
+    """Each group (as text) of the splits and of `known`, and its rows in each split (0 where absent)."""
+    label = pl.col(spec.group).cast(pl.String).alias("group")
+    counted = [part.group_by(label).agg(pl.len().alias(name)).collect() for name, part in parts.items()]
+    groups = pl.concat([known.cast(pl.String).alias("group").to_frame(), *(c.select("group") for c in counted)])
+    groups = groups.unique()
+    for name, part in zip(parts, counted):
+        groups = groups.join(part, on="group", how="left")
+    return groups.with_columns(pl.col(*parts).fill_null(0).cast(pl.Int64))
+
+
+def _why_short(short: pl.DataFrame, spec) -> str:
+    """Each short group's counts and last data: a group that stopped is retired (and no longer
+    required) after `retire_after` without data."""
+    label = duration_label(spec.retire_after_hours)
+    return "; ".join(
+        f"{row['group']}: train {row['train']}, validation {row['validation']}, test {row['test']} rows, last data "
+        f"{row['last_timestamp']}; a group without data for preparation.retire_after ({label}) is retired"
+        for row in short.iter_rows(named=True)
     )

@@ -61,13 +61,17 @@ def test_history_data_version_is_stable_for_same_content(defs, instance, landing
 
 
 def test_group_missing_from_a_split_fails_the_blocking_check(defs, instance, landing_dir):
+    """B stopped 5 days ago: longer than the 3-day test split, shorter than retire_after (7 days),
+    so it is still an established active group without test rows: the check fails and says why."""
     frame = hourly_frame(SPEC, ["A", "B"], 24 * 20)
-    early_only = frame.filter((pl.col(G) == "B") & (pl.col(TS) < frame.get_column(TS).min() + pl.duration(days=12)))
+    early_only = frame.filter((pl.col(G) == "B") & (pl.col(TS) < frame.get_column(TS).min() + pl.duration(days=15)))
     (landing_dir / "uneven.csv").write_bytes(to_csv_bytes(pl.concat([frame.filter(pl.col(G) == "A"), early_only])))
     ingest_landed(defs, instance)
     result = run_job(defs, "preparation_job", instance)
     check = checks_by_name(result)["groups_in_every_split"]
-    assert not check.passed and "B" in check.description
+    assert not check.passed and "established groups short of rows: ['B']" in check.description
+    assert "test 0 rows" in check.description and "retire_after (168h)" in check.description
+    assert check.metadata["retired_groups"].value == [] and check.metadata["new_groups"].value == []
     assert not result.success  # a failed blocking check fails the run: never green
 
 
