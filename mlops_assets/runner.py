@@ -15,6 +15,14 @@ from mlops_assets.defs.ingestion.discovery import cli_run_tags, discover_batches
 from mlops_assets.defs.partitions import BATCHES
 
 
+TRAINING_LOCK = "training"
+
+
+class TrainingInProgress(RuntimeError):
+    """Another training is running on this MLOPS_HOME: this process does not train (an
+    outcome, not a failure; the message says who trains)."""
+
+
 @dataclass
 class IngestSummary:
     """One look at the landing zone: batch keys ingested, quarantined (key -> reason) and failed
@@ -81,23 +89,55 @@ def run_job(
     as `execute_in_process` does, but without keeping every step's output in memory until the
     run ends: each output is released once the steps that need it have loaded it from storage,
     and `output_for_node` reads it back from there. At 1M rows the kept outputs were about
-    500 MB of frames (bench/end_to_end.py)."""
+    500 MB of frames (bench/end_to_end.py).
+
+    A training job (run tag `mlops/training=true`) runs only while this process holds the
+    training lock (MLOPS_HOME/locks/training.lock) and no other training run is queued or
+    running in the instance; otherwise it raises `TrainingInProgress` and trains nothing."""
+    job = defs.resolve_job_def(name)
+    if asset_selection is not None:
+        job = job.get_subset(asset_selection=asset_selection)
+    if job.run_tags.get(settings.TRAINING_TAG) != "true":
+        return _execute(defs, job, instance, tags)
+    from mlops_assets.locks import describe_holder, lock_path, try_hold
+
+    with try_hold(TRAINING_LOCK, f"{name} {(tags or {}).get('mlops/trigger', 'cli')}") as held:
+        if not held:
+            who = describe_holder(lock_path(TRAINING_LOCK))
+            raise TrainingInProgress(f"a training is already running ({who}): not training now")
+        _refuse_if_training_run_in_progress(instance)
+        return _execute(defs, job, instance, tags)
+
+
+def _refuse_if_training_run_in_progress(instance: dg.DagsterInstance) -> None:
+    """A training run launched by the daemon or the UI holds no lock of ours: ask the instance."""
+    from mlops_assets.defs.jobs import training_runs_in_progress
+
+    running = training_runs_in_progress(instance)
+    if running:
+        run = running[0]
+        status = run.status.value.lower()
+        raise TrainingInProgress(f"a training is already {status}: run {run.run_id[:8]} of {run.job_name}: not training now")
+
+
+def _execute(
+    defs: dg.Definitions, job: dg.JobDefinition, instance: dg.DagsterInstance, tags: dict[str, str] | None
+) -> StoredOutputsResult:
     from dagster._core.definitions.job_base import InMemoryJob
     from dagster._core.execution.execute_in_process import core_execute_in_process
 
     # `execute_in_process` always captures outputs and has no switch for it; this is the same
     # call with capture off (dagster is pinned exactly; mlops_assets_tests/test_runner.py checks the release).
     run_config = quiet_run_config()
-    job = defs.resolve_job_def(name)
-    if asset_selection is not None:
-        job = job.get_subset(asset_selection=asset_selection)
     result = core_execute_in_process(
         job=InMemoryJob(job_def=job.as_ephemeral_job(resource_defs={}, input_values={})),
         run_config=run_config,
         instance=instance,
         output_capturing_enabled=False,
         raise_on_error=False,
-        run_tags={**job.run_tags, **(tags or {})},
+        # The CLI's pid and host: a run whose process was killed keeps status STARTED forever,
+        # and these tell it from one still going (ingestion discovery, training_runs_in_progress).
+        run_tags={**job.run_tags, **cli_run_tags(), **(tags or {})},
     )
     return StoredOutputsResult(result, defs, instance)
 

@@ -36,6 +36,7 @@ def print_status(echo: Callable[[str], None]) -> None:
     for record in quarantined:
         echo(f"  quarantined {record['batch']}: {record['reason']['summary'][:200]}")
     _print_registry(echo)
+    _print_training(instance, echo)
     event = instance.get_latest_materialization_event(dg.AssetKey("load_history"))
     if event is None:
         echo("load_history not materialized yet: land files and run `mlops-assets run` (or `mlops-assets demo`)")
@@ -45,6 +46,19 @@ def print_status(echo: Callable[[str], None]) -> None:
         f"load_history {meta['dagster/row_count'].value:,} rows up to {meta['last_timestamp'].value}, "
         f"data version {meta['data_version'].value}"
     )
+
+
+def _print_training(instance: dg.DagsterInstance, echo: Callable[[str], None]) -> None:
+    """Whether a training runs now: in a CLI process (the training lock) or as a queued or
+    running training_job run of the instance."""
+    from mlops_assets.defs.jobs import training_runs_in_progress
+    from mlops_assets.locks import describe_holder, lock_path, taken
+    from mlops_assets.runner import TRAINING_LOCK
+
+    if taken(TRAINING_LOCK):
+        echo(f"training     running in {describe_holder(lock_path(TRAINING_LOCK))}")
+    for run in training_runs_in_progress(instance):
+        echo(f"training     run {run.run_id[:8]} of {run.job_name}: {run.status.value.lower()}")
 
 
 def _print_registry(echo: Callable[[str], None]) -> None:

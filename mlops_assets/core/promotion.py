@@ -162,6 +162,15 @@ def serving_verdict(result: dict[str, Any], expected_rows: int) -> Verdict:
     return Verdict(name, ok, f"fresh process loaded the version and returned {len(preds)}/{expected_rows} {'finite ' if finite else 'NON-FINITE '}predictions in {result.get('seconds', float('nan')):.1f}s")
 
 
+def champion_changed(compared: str | None, current: str | None) -> str | None:
+    """Compare-and-set: the reason a version evaluated against champion `compared` may not
+    replace the champion `current` (None = there was none), or None when `compared` still serves."""
+    if compared == current:
+        return None
+    label = {None: "none"}
+    return f"champion changed from {label.get(compared, f'v{compared}')} to {label.get(current, f'v{current}')} during evaluation"
+
+
 def serving_stack(history: list[dict[str, Any]]) -> list[str]:
     """Versions in serving order: promotions push, rollbacks pop."""
     stack: list[str] = []

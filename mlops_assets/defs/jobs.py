@@ -6,6 +6,7 @@ from collections.abc import Mapping
 import dagster as dg
 
 from mlops_assets.defs.partitions import batches
+from mlops_assets.settings import TRAINING_TAG
 
 EXECUTOR_ENV_VAR = "MLOPS_EXECUTOR"
 START_METHOD_ENV_VAR = "MLOPS_EXECUTOR_START_METHOD"
@@ -55,7 +56,11 @@ preparation_job = dg.define_asset_job(
 training_job = dg.define_asset_job(
     "training_job",
     selection=dg.AssetSelection.groups("preparation", "training", "fairness", "explainability", "registry"),
-    description="Retrain from the latest clean data: preparation, candidates, fairness, SHAP, registry and promotion.",
+    description=(
+        "Retrain from the latest clean data: preparation, candidates, fairness, SHAP, registry and promotion. "
+        "Its runs carry `mlops/training=true`: the run queue starts one at a time."
+    ),
+    tags={TRAINING_TAG: "true"},
 )
 
 rollback_job = dg.define_asset_job(
@@ -78,3 +83,12 @@ monitoring_job = dg.define_asset_job(
     partitions_def=batches,
     description="The champion's predictions and the drift report for one batch.",
 )
+
+
+def training_runs_in_progress(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    """Runs tagged `mlops/training=true` that are queued or running, newest first; a run whose
+    CLI process is gone (it keeps status STARTED forever) does not count."""
+    from mlops_assets.defs.ingestion.discovery import UNFINISHED, _alive
+
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={TRAINING_TAG: "true"}, statuses=list(UNFINISHED)))
+    return [run for run in runs if _alive(run)]

@@ -1,6 +1,14 @@
 """The MLflow model registry as this platform uses it: aliases `champion` and `challenger`,
 verdict tags on each version, and a promotion history kept as registered-model tags
-(`history.000001`, ...), so the CLI, the assets and the server all read one source."""
+(`history.000001`, ...), so the CLI, the assets and the server all read one source.
+
+Every change of the `champion` alias and every history entry happens under one lock
+(`MLOPS_HOME/locks/champion.lock`, see mlops_assets/locks.py), so a check-then-set (compare-
+and-set promotion) cannot interleave with another process's move. It protects processes on
+this machine: the CLI, in-process runs and every run the local daemon or a deployment with
+the DefaultRunLauncher starts (all on the Dagster host). MLflow itself has no conditional
+alias update, so moves made from another machine straight against the tracking server are
+not covered; production makes its moves through Dagster runs on its one host."""
 
 from __future__ import annotations
 
@@ -9,6 +17,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+# Version tag: the champion version `model_evaluation` compared this version with ("none" if none).
+COMPARED_TAG = "compared_champion"
+CHAMPION_LOCK = "champion"
 HISTORY_PREFIX = "history."
 MAX_TAG_CHARS = 4800
 
@@ -43,6 +54,12 @@ class ModelRegistry:
         except MlflowException:
             return None
 
+    def locked(self, purpose: str = ""):
+        """The champion lock (re-entrant in one process): hold it around a check-then-set."""
+        from mlops_assets.locks import hold
+
+        return hold(CHAMPION_LOCK, purpose or f"promotion history of {self.name}")
+
     def set_alias(self, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(self.name, alias, version)
 
@@ -66,7 +83,12 @@ class ModelRegistry:
         return [json.loads(tags[k]) for k in sorted(k for k in tags if k.startswith(HISTORY_PREFIX))]
 
     def record(self, action: str, version: str | None, previous: str | None, trigger: str, reason: str, verdicts: list[dict] | None = None) -> dict[str, Any]:
-        """Append one entry to the promotion history (and tag the version with it)."""
+        """Append one entry to the promotion history (and tag the version with it); numbered
+        under the champion lock, so two processes never write the same entry number."""
+        with self.locked():
+            return self._record(action, version, previous, trigger, reason, verdicts)
+
+    def _record(self, action: str, version: str | None, previous: str | None, trigger: str, reason: str, verdicts: list[dict] | None) -> dict[str, Any]:
         self.ensure_model()
         entry = {
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

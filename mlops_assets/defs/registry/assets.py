@@ -17,7 +17,7 @@ from mlops_assets.defs.metadata import markdown_table
 from mlops_assets.resources.alerts import Alert, AlertChannels
 from mlops_assets.resources.dataset import DatasetSpecResource
 from mlops_assets.resources.promotion import PromotionSettings
-from mlops_assets.resources.registry import CHALLENGER, CHAMPION
+from mlops_assets.resources.registry import CHALLENGER, CHAMPION, COMPARED_TAG
 from mlops_assets.resources.tracking import MlflowTracking
 
 CHECK_DESCRIPTIONS = {
@@ -45,7 +45,9 @@ def model_evaluation(context: dg.AssetExecutionContext, fair_model: dict, test_s
     both loaded through pyfunc and scored on the same test rows next to the two baselines
     (seasonal naive: one week earlier; day-before): MAE, RMSE, MASE (scaled by the training
     split's seasonal-naive MAE) and skill, overall and per group, and a paired bootstrap
-    interval on the difference of challenger and champion absolute errors."""
+    interval on the difference of challenger and champion absolute errors. `compared_champion`
+    is the champion version compared with (None: there was none); promotion later requires
+    that it still is the champion (compare-and-set)."""
     import mlflow.pyfunc
     import numpy as np
 
@@ -65,6 +67,7 @@ def model_evaluation(context: dg.AssetExecutionContext, fair_model: dict, test_s
             "by_group": by_group.to_dicts(),
         }
 
+    champion = registry.alias_version(CHAMPION)
     new_pred = np.asarray(mlflow.pyfunc.load_model(fair_model["model_uri"]).predict(split.X), float)
     compared = comparison(split.y, new_pred, split.baselines, scales.get("overall"))
     result = {
@@ -72,11 +75,12 @@ def model_evaluation(context: dg.AssetExecutionContext, fair_model: dict, test_s
         "challenger": {"model_uri": fair_model["model_uri"], **scored(new_pred)},
         "baselines": {name: compared[name] for name in ("seasonal_naive", "day_before")},
         "champion": None,
+        "compared_champion": champion,
         "paired_difference": None,
     }
-    champion = registry.alias_version(CHAMPION)
     if champion:
-        old_pred = np.asarray(mlflow.pyfunc.load_model(f"models:/{registry.name}@{CHAMPION}").predict(split.X), float)
+        # By version, not by alias: the alias may move while we load; we compare with `champion`.
+        old_pred = np.asarray(mlflow.pyfunc.load_model(registry.model_uri(champion)).predict(split.X), float)
         result["champion"] = {"version": champion, **scored(old_pred)}
         result["paired_difference"] = paired_bootstrap(new_pred - split.y, old_pred - split.y, policy.bootstrap, policy.seed)
     table = _comparison_table(result)
@@ -110,6 +114,7 @@ def registered_model(context: dg.AssetExecutionContext, fair_model: dict, model_
     become champion; each verdict is written on the version and in the promotion history."""
     registry = mlflow_tracking.registry()
     metrics = model_evaluation["challenger"]["metrics"]
+    compared = compared_champion(model_evaluation)
     version = registry.register(
         fair_model["model_uri"],
         tags={
@@ -117,6 +122,7 @@ def registered_model(context: dg.AssetExecutionContext, fair_model: dict, model_
             "dagster.run_id": context.run_id, "model_kind": fair_model["kind"], "code_version": _code_version(),
             **{f"test_{k}": f"{v:.6g}" for k, v in metrics.items() if isinstance(v, float)},
             "mitigation": fair_model.get("mitigation", {}).get("scheme", "none"),
+            COMPARED_TAG: compared or "none",
         },
     )
     registry.set_alias(CHALLENGER, version)
@@ -131,9 +137,10 @@ def registered_model(context: dg.AssetExecutionContext, fair_model: dict, model_
         [v.to_dict() for v in verdicts],
     )
     yield dg.Output(
-        {"version": version, "model_uri": registry.model_uri(version), "run_id": fair_model["run_id"], "kind": fair_model["kind"], "verdicts": [v.to_dict() for v in verdicts], "passed": passed},
+        {"version": version, "model_uri": registry.model_uri(version), "run_id": fair_model["run_id"], "kind": fair_model["kind"], "verdicts": [v.to_dict() for v in verdicts], "passed": passed, "compared_champion": compared},
         metadata={
             "version": version,
+            "compared_champion": compared or "none",
             "decision": "approved for promotion" if passed else "REFUSED: " + ", ".join(v.check for v in failed),
             "verdicts": markdown_table(pl.DataFrame([{"check": v.check, "verdict": "pass" if v.passed else "FAIL", "reason": v.reason} for v in verdicts])),
             "mlflow_model_version": dg.MetadataValue.url(mlflow_tracking.model_version_url(version)),
@@ -141,6 +148,14 @@ def registered_model(context: dg.AssetExecutionContext, fair_model: dict, model_
     )
     for v in verdicts:
         yield dg.AssetCheckResult(check_name=v.check, passed=v.passed, description=v.reason, metadata={"model_version": version})
+
+
+def compared_champion(evaluation: dict) -> str | None:
+    """The champion version `model_evaluation` compared with (outputs stored before the key
+    existed: the champion it scored)."""
+    if "compared_champion" in evaluation:
+        return evaluation["compared_champion"]
+    return (evaluation.get("champion") or {}).get("version")
 
 
 def _code_version() -> str:
@@ -177,11 +192,22 @@ class ChampionConfig(dg.Config):
     version: str = ""
 
 
-@dg.asset(group_name="registry", kinds={"mlflow"}, ins={"registered_model": dg.AssetIn()})
+@dg.asset(
+    group_name="registry",
+    kinds={"mlflow"},
+    ins={"registered_model": dg.AssetIn()},
+    # The version's own monitoring reference must exist before it can serve.
+    deps=[dg.AssetKey("monitoring_reference")],
+    output_required=False,
+)
 def champion_model(context: dg.AssetExecutionContext, config: ChampionConfig, registered_model: dict, mlflow_tracking: MlflowTracking, alerts: AlertChannels):
-    """Alias `champion`, moved only to a version whose blocking checks all passed (or by an
-    audited override or rollback); the value is the whole promotion history."""
-    from mlops_assets.registry_actions import force_promote, promote, rollback
+    """Alias `champion`, moved only to a version whose blocking checks all passed and whose
+    evaluation compared it with the champion that still serves (compare-and-set), or by an
+    audited override or rollback; the value is the whole promotion history. A promotion
+    refused because the champion changed during evaluation is an outcome: the step succeeds
+    without a new materialization (the champion did not change), the refusal is recorded in
+    the history, observed on this asset with its reason, and sent as one WARN alert."""
+    from mlops_assets.registry_actions import REFUSED, force_promote, promote, rollback
 
     registry = mlflow_tracking.registry()
     who = trigger(context)
@@ -193,10 +219,13 @@ def champion_model(context: dg.AssetExecutionContext, config: ChampionConfig, re
         entry = force_promote(registry, config.version, config.reason, who)
     else:
         raise dg.Failure(f"unknown action {config.action!r}: promote, rollback or force_promote")
+    if entry["action"] == REFUSED:
+        _report_refusal(context, entry, alerts)
+        return
     if entry["action"] in ("rollback", "force_promote"):
         alerts.send(Alert(kind=entry["action"], title=f"{entry['action']}: champion v{entry['previous_champion']} -> v{entry['version']}", reason=entry["reason"], asset="champion_model", severity="WARN", run_id=context.run_id))
-    history = pl.DataFrame([{**e, "verdicts": str(e.get("verdicts", {}))} for e in registry.history()])
-    return dg.Output(
+    history = _history_frame(registry)
+    yield dg.Output(
         history,
         metadata={
             "champion_version": registry.alias_version(CHAMPION) or "none",
@@ -205,3 +234,23 @@ def champion_model(context: dg.AssetExecutionContext, config: ChampionConfig, re
             "history": markdown_table(history.select("at", "action", "version", "previous_champion", "trigger", "reason").reverse(), 20),
         },
     )
+
+
+def _history_frame(registry) -> pl.DataFrame:
+    return pl.DataFrame([{**e, "verdicts": str(e.get("verdicts", {}))} for e in registry.history()])
+
+
+def _report_refusal(context: dg.AssetExecutionContext, entry: dict, alerts: AlertChannels) -> None:
+    """Skip the materialization (nothing changed, so nothing downstream is stale); put the
+    refusal on the asset's timeline as an observation, in the run log, and in one WARN alert."""
+    version, serving = entry["version"], entry["previous_champion"]
+    title = f"promotion of v{version} refused: champion stays v{serving}" if serving else f"promotion of v{version} refused"
+    context.log.warning(f"{title}: {entry['reason']}")
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=context.asset_key,
+            metadata={"decision": f"REFUSED v{version}", "champion_version": serving or "none", "reason": entry["reason"], "at": entry["at"]},
+        )
+    )
+    alert = Alert(kind="promotion_refused", title=title, reason=entry["reason"], asset="champion_model", severity="WARN", run_id=context.run_id)
+    alerts.send_once(alert, key=f"promotion_refused:v{version}:{entry['reason']}")
