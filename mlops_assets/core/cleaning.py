@@ -151,6 +151,7 @@ def _cast_timestamp(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> pl.Dat
     out = frame.with_columns(parsed.alias("__ts"))
     bad = pl.col(ts).is_not_null() & pl.col("__ts").is_null()
     if out.select(bad.any()).item():
+        _reject_nonexistent_local_times(out.filter(bad), spec, file)
         examples = out.filter(bad).get_column(ts).head(3).cast(pl.String).to_list()
         raise BatchError(
             file,
@@ -163,7 +164,7 @@ def _cast_timestamp(frame: pl.DataFrame, spec: DatasetSpec, file: str) -> pl.Dat
     if out.select(missing.any()).item():
         raise BatchError(file, "null_timestamps", "rows without a timestamp", rows=_rows(out, missing), columns=[ts])
     if _reject_mixed_offsets(out, spec, file, zoned):
-        _reject_ambiguous_local_times(out, spec, file, ~zoned)
+        out = _resolve_ambiguous_local_times(out, spec, file)
     off_grid = ~_on_grid(spec)
     if out.select(off_grid.any()).item():
         raise BatchError(
@@ -195,24 +196,81 @@ def _reject_mixed_offsets(frame: pl.DataFrame, spec: DatasetSpec, file: str, zon
     return without
 
 
-def _reject_ambiguous_local_times(out: pl.DataFrame, spec: DatasetSpec, file: str, local: pl.Expr) -> None:
-    """A wall-clock time without an offset in the hour repeated when daylight saving ends
-    names two instants; taking either would silently merge or shift an hour."""
-    out = out.filter(local)
-    wall = pl.col("__ts").dt.convert_time_zone(spec.timezone).dt.replace_time_zone(None)
-    earliest = wall.dt.replace_time_zone(spec.timezone, ambiguous="earliest", non_existent="null")
-    latest = wall.dt.replace_time_zone(spec.timezone, ambiguous="latest", non_existent="null")
+def _wall_clock(frame: pl.DataFrame, spec: DatasetSpec) -> pl.Expr:
+    """The timestamp as written, as a naive wall-clock time (null where it has an offset or
+    cannot be read)."""
+    if frame.schema[spec.timestamp] != pl.String:
+        return pl.col(spec.timestamp).dt.cast_time_unit("us")
+    text = pl.col(spec.timestamp).str.strip_chars().str.replace(r"Z$", "+00:00")
+    return pl.when(~text.str.contains(_OFFSET)).then(_naive_text(text, spec))
+
+
+def _clock(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else "?"
+
+
+def _reject_nonexistent_local_times(bad: pl.DataFrame, spec: DatasetSpec, file: str) -> None:
+    """Wall-clock times that do not exist in the spec's zone (skipped when the clocks spring
+    forward) are named as such, not as unreadable text."""
+    wall = _wall_clock(bad, spec)
+    skipped = bad.with_columns(wall.alias("__wall")).filter(pl.col("__wall").is_not_null())
+    if skipped.height == 0:
+        return
+    first = skipped.row(0, named=True)
+    more = f" (and {skipped.height - 1} more)" if skipped.height > 1 else ""
+    raise BatchError(
+        file,
+        "nonexistent_local_times",
+        f"nonexistent local time {_clock(first['__wall'])} in {spec.timezone} (spring forward) at row {first[ROW_COLUMN]}, "
+        f"column {spec.timestamp}{more}: the clocks skip that hour, so no instant has that time; write timestamps with "
+        "their UTC offset, or check the exporter's time zone",
+        rows=_rows(skipped, pl.lit(True)),
+        columns=[spec.timestamp],
+    )
+
+
+def _resolve_ambiguous_local_times(out: pl.DataFrame, spec: DatasetSpec, file: str) -> pl.DataFrame:
+    """Wall-clock times without an offset in the hour repeated when daylight saving ends name
+    two instants. Hourly (or finer) data repeats that hour: when a time appears exactly twice
+    for a group, the first row in the file is the first pass (daylight time) and the second
+    the second pass (standard time), as a reader of the file would take them. A time that
+    appears once (or more than twice) cannot be placed and rejects the batch, naming it; rows
+    with an explicit offset are never ambiguous."""
+    wall = _wall_clock(out, spec)
+    earliest = pl.col("__wall").dt.replace_time_zone(spec.timezone, ambiguous="earliest", non_existent="null")
+    latest = pl.col("__wall").dt.replace_time_zone(spec.timezone, ambiguous="latest", non_existent="null")
     ambiguous = (earliest != latest).fill_null(False)
-    if out.select(ambiguous.any()).item():
-        examples = out.filter(ambiguous).get_column(spec.timestamp).head(3).cast(pl.String).to_list()
-        raise BatchError(
-            file,
-            "ambiguous_local_times",
-            f"timestamps without a UTC offset fall in the hour repeated when daylight saving ends in {spec.timezone} "
-            f"(e.g. {examples}), so each names two instants: write them with their offset",
-            rows=_rows(out, ambiguous),
-            columns=[spec.timestamp],
-        )
+    if spec.is_daily:  # a local midnight is the start of that day (localize)
+        ambiguous = ambiguous & (pl.col("__wall") != pl.col("__wall").dt.truncate("1d"))
+    marked = out.with_columns(wall.alias("__wall")).with_columns(ambiguous.alias("__amb"))
+    if not marked.select(pl.col("__amb").any()).item():
+        return out
+    keys = [*([spec.group] if spec.group else []), "__wall"]
+    order = pl.col(ROW_COLUMN).rank("ordinal").over([*keys, "__amb"]) - 1
+    times = pl.len().over([*keys, "__amb"])
+    marked = marked.with_columns(order.alias("__pass"), times.alias("__times"))
+    unplaced = pl.col("__amb") & (pl.col("__times") != 2)
+    if marked.select(unplaced.any()).item():
+        _raise_ambiguous(marked.filter(unplaced).sort(ROW_COLUMN), spec, file)
+    second = pl.col("__amb") & (pl.col("__pass") == 1)
+    resolved = pl.when(second).then(latest.dt.convert_time_zone("UTC")).otherwise(pl.col("__ts"))
+    return marked.with_columns(resolved.alias("__ts")).drop("__wall", "__amb", "__pass", "__times")
+
+
+def _raise_ambiguous(unplaced: pl.DataFrame, spec: DatasetSpec, file: str) -> None:
+    first = unplaced.row(0, named=True)
+    whose = f" for {spec.group} {first[spec.group]!r}" if spec.group else ""
+    more = f" (and {unplaced.height - 1} more)" if unplaced.height > 1 else ""
+    raise BatchError(
+        file,
+        "ambiguous_local_times",
+        f"ambiguous local time {_clock(first['__wall'])} in {spec.timezone} (fall back) at row {first[ROW_COLUMN]}, "
+        f"column {spec.timestamp}{more}: the clocks repeat that hour, and the time appears {first['__times']} time(s){whose}, "
+        "so it cannot be told which pass it is (two rows in order are read as the first and the second pass); "
+        "write timestamps with their UTC offset",
+        rows=_rows(unplaced, pl.lit(True)),
+        columns=[spec.timestamp],
+    )
 
 
 def _count_out_of_order(frame: pl.DataFrame, spec: DatasetSpec) -> int:
@@ -247,18 +305,18 @@ def _parse_text_timestamps(column: pl.Expr, spec: DatasetSpec) -> pl.Expr:
     the spec's zone. Formats are explicit so one bad value cannot change how others parse."""
     text = column.str.strip_chars().str.replace(r"Z$", "+00:00")
     has_offset = text.str.contains(_OFFSET)
-    if spec.timestamp_format:
-        naive_formats: tuple[str, ...] = (spec.timestamp_format,)
-    else:
-        naive_formats = (*_DATE_TIME_FORMATS, "%Y-%m-%d")
     with_offset = pl.coalesce(
         pl.when(has_offset).then(text).str.strptime(pl.Datetime("us", "UTC"), f + "%z", strict=False)
         for f in _DATE_TIME_FORMATS
     )
-    naive = pl.coalesce(
-        pl.when(~has_offset).then(text).str.strptime(pl.Datetime("us"), f, strict=False) for f in naive_formats
-    )
+    naive = pl.when(~has_offset).then(_naive_text(text, spec))
     return pl.coalesce(with_offset, localize(naive, spec))
+
+
+def _naive_text(text: pl.Expr, spec: DatasetSpec) -> pl.Expr:
+    """Text without an offset as a naive wall-clock time (the spec's format, else ISO-8601)."""
+    formats = (spec.timestamp_format,) if spec.timestamp_format else (*_DATE_TIME_FORMATS, "%Y-%m-%d")
+    return pl.coalesce(text.str.strptime(pl.Datetime("us"), f, strict=False) for f in formats)
 
 
 def localize(naive: pl.Expr, spec: DatasetSpec) -> pl.Expr:

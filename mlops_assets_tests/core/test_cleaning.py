@@ -4,7 +4,7 @@ import pytest
 from mlops_assets.core.cleaning import clean_batch
 from mlops_assets.core.ingest import BatchError, parse_batch
 from mlops_assets.core.schemas import validate_clean
-from mlops_assets.core.spec import load_spec
+from mlops_assets.core.spec import load_spec, spec_from_dict
 from mlops_assets_tests.builders import hourly_frame, to_csv_bytes
 
 SPEC = load_spec()
@@ -117,3 +117,81 @@ def test_pandera_rejects_duplicate_keys_in_history():
     with pytest.raises(BatchError) as info:
         validate_clean(pl.concat([clean, clean.head(1)]), SPEC, "history")
     assert info.value.kind == "schema" and "multiple_fields_uniqueness" in info.value.message
+
+
+# ---------------------------------------------------------------- daylight saving changes
+# Local times without an offset, through the entry points `raw_load` and `clean_load` call
+# (parse_batch, clean_batch), in America/New_York (the demo spec's zone).
+
+
+def dst_csv(stamps: list[str], groups: tuple[str, ...] = ("A", "B")) -> bytes:
+    frame = pl.read_csv(to_csv_bytes(hourly_frame(SPEC, list(groups), len(stamps))), infer_schema=False)
+    return frame.with_columns(pl.Series(TS, stamps * len(groups))).write_csv().encode()
+
+
+def dst_error(data: bytes) -> BatchError:
+    with pytest.raises(BatchError) as info:
+        clean_batch(parse_batch("dst.csv", data), SPEC, "dst.csv")
+    return info.value
+
+
+def test_a_nonexistent_local_time_is_named_as_spring_forward():
+    error = dst_error(dst_csv(["2025-03-09 01:00", "2025-03-09 02:30", "2025-03-09 03:00"]))
+    assert (error.kind, error.rows, error.columns) == ("nonexistent_local_times", [2, 5], [TS])
+    assert "nonexistent local time 2025-03-09 02:30 in America/New_York (spring forward) at row 2, column period" in str(error)
+    assert "cannot read" not in str(error)
+
+
+def test_a_lone_ambiguous_local_time_is_named_as_fall_back():
+    error = dst_error(dst_csv(["2025-11-02 00:30", "2025-11-02 01:30", "2025-11-02 02:30"]))
+    assert (error.kind, error.rows, error.columns) == ("ambiguous_local_times", [2, 5], [TS])
+    assert "ambiguous local time 2025-11-02 01:30 in America/New_York (fall back) at row 2, column period" in str(error)
+
+
+def test_the_repeated_hour_in_order_is_the_first_then_the_second_pass():
+    """Hourly data through the fall-back change writes 01:00 twice: read in file order as
+    01:00 EDT (05:00 UTC) then 01:00 EST (06:00 UTC), per group, so no row is lost."""
+    stamps = ["2025-11-02 00:00", "2025-11-02 01:00", "2025-11-02 01:00", "2025-11-02 02:00"]
+    clean, report = clean_batch(parse_batch("dst.csv", dst_csv(stamps)), SPEC, "dst.csv")
+    utc = clean.filter(pl.col(G) == "B").get_column(TS).dt.strftime("%H:%M").to_list()
+    assert utc == ["04:00", "05:00", "06:00", "07:00"]
+    assert clean.height == 8 and report.duplicates_dropped == 0 and report.missing_steps == 0
+
+
+def test_a_time_repeated_three_times_is_rejected():
+    stamps = ["2025-11-02 00:00", "2025-11-02 01:00", "2025-11-02 01:00", "2025-11-02 01:00", "2025-11-02 02:00"]
+    error = dst_error(dst_csv(stamps, ("A",)))
+    assert error.kind == "ambiguous_local_times" and error.rows == [2, 3, 4]
+    assert "appears 3 time(s)" in str(error)
+
+
+def test_explicit_offsets_in_the_repeated_hour_are_never_ambiguous():
+    stamps = ["2025-11-02T01:00:00-04:00", "2025-11-02T01:00:00-05:00", "2025-11-02T02:00:00-05:00"]
+    clean, _ = clean_batch(parse_batch("dst.csv", dst_csv(stamps, ("A",))), SPEC, "dst.csv")
+    assert clean.get_column(TS).dt.strftime("%H:%M").to_list() == ["05:00", "06:00", "07:00"]
+
+
+def test_a_half_hourly_single_series_repeats_both_half_hours():
+    spec = spec_from_dict({
+        "name": "demand", "frequency": "30min", "timestamp": {"column": "t", "timezone": "America/New_York"}, "group": None,
+        "target": {"column": "y", "min": 0}, "features": {"numeric": [{"column": "x"}]},
+        "preparation": {"horizon": "24h", "lags": ["24h"], "rolling_windows": ["24h"]},
+    })
+    wall = ["00:30", "01:00", "01:30", "01:00", "01:30", "02:00"]
+    data = pl.DataFrame({"t": [f"2025-11-02 {w}" for w in wall], "y": ["5"] * 6, "x": ["1"] * 6}).write_csv().encode()
+    clean, _ = clean_batch(parse_batch("d.csv", data), spec, "d.csv")
+    assert clean.get_column("t").dt.strftime("%H:%M").to_list() == ["04:30", "05:00", "05:30", "06:00", "06:30", "07:00"]
+
+
+def test_naive_parquet_datetimes_get_the_same_rules():
+    import io
+
+    frame = hourly_frame(SPEC, ["A"], 3).with_columns(
+        pl.Series(TS, ["2025-03-09 01:00", "2025-03-09 02:00", "2025-03-09 03:00"]).str.strptime(pl.Datetime("us"))
+    )
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    with pytest.raises(BatchError) as info:
+        clean_batch(parse_batch("dst.parquet", buffer.getvalue()), SPEC, "dst.parquet")
+    assert info.value.kind == "nonexistent_local_times" and info.value.rows == [2]
+    assert "nonexistent local time 2025-03-09 02:00 in America/New_York (spring forward) at row 2" in str(info.value)
