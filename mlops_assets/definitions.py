@@ -13,6 +13,8 @@ from mlops_assets.defs.ingestion.assets import clean_load, raw_load
 from mlops_assets.defs.ingestion.sensors import new_data_sensor
 from mlops_assets.defs.jobs import executor_from_env, ingestion_job, manual_promotion_job, monitoring_job, preparation_job, rollback_job, training_job
 from mlops_assets.defs.monitoring.assets import batch_predictions, drift_report
+from mlops_assets.defs.monitoring.reference import monitoring_reference
+from mlops_assets.defs.monitoring.rescore import rescore_sensor
 from mlops_assets.defs.monitoring.sensors import drift_sensor
 from mlops_assets.defs.schedules import daily_monitoring_schedule, weekly_retraining_schedule
 from mlops_assets.defs.registry.assets import champion_model, model_evaluation, registered_model
@@ -128,8 +130,8 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
         assets=[
             raw_load, clean_load, load_history, features, splits, data_profile,
             xgboost_model, linear_model, lstm_model, candidate_model, hyperparameter_sensitivity,
-            bias_report, fair_model, shap_summary, model_evaluation, registered_model, champion_model,
-            batch_predictions, drift_report,
+            bias_report, fair_model, shap_summary, model_evaluation, registered_model, monitoring_reference,
+            champion_model, batch_predictions, drift_report,
         ],
         # Every check declared in the preparation module, so a new check cannot be left out here.
         asset_checks=dg.load_asset_checks_from_modules([preparation_checks]),
@@ -139,6 +141,7 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
             new_data_sensor,
             preparation_automation_sensor,
             drift_sensor,
+            rescore_sensor,
             check_failure_alert_sensor,
             run_failure_alert_sensor,
         ],

@@ -3,7 +3,8 @@
 The same path the daemon's sensors take, one step after the other: ingest new (and pending)
 files, rebuild the prepared data when new batches were cleaned, train and promote when the
 history's data version differs from the one the last training used, and predict and report
-drift for every cleaned batch not yet monitored once a champion exists. `demo` lands its
+drift for every cleaned batch not yet monitored once a champion exists (and again for a batch
+whose rows awaited history once the history has changed). `demo` lands its
 simulated data and then takes this same path."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import dagster as dg
 
 from mlops_assets import settings
 from mlops_assets.defs.partitions import BATCHES
-from mlops_assets.summary import Echo, print_ingest, print_model, print_monitoring, print_next_steps, print_result
+from mlops_assets.summary import Echo, print_ingest, print_model, print_monitoring, print_next_steps, print_result, promotion_refusals
 
 PREPARATION_GROUP = "preparation"
 
@@ -125,7 +126,7 @@ def train(
 ) -> None:
     """training_job when decided: without its preparation steps when `prepare` has just run
     them with every check passing, else the whole job (its blocking checks guard training)."""
-    from mlops_assets.runner import refused_only, run_job
+    from mlops_assets.runner import TrainingInProgress, refused_only, run_job
 
     go, why = training_decision(instance, train_flag)
     echo(f"\ntraining: {why}")
@@ -136,10 +137,16 @@ def train(
     if outcome.prepared_now:
         job_keys = defs.resolve_job_def("training_job").asset_layer.selected_asset_keys
         selection = set(job_keys) - dg.AssetSelection.groups(PREPARATION_GROUP).resolve(defs.resolve_asset_graph())
-    result = run_job(defs, "training_job", instance, asset_selection=selection, tags={"mlops/trigger": outcome.trigger})
+    try:
+        result = run_job(defs, "training_job", instance, asset_selection=selection, tags={"mlops/trigger": outcome.trigger})
+    except TrainingInProgress as busy:
+        echo(f"training_job: NOT STARTED: {busy}")
+        outcome.outcomes.append("training skipped: another training is running")
+        return
     refused = not result.success and refused_only(result)
     print_result("training_job", result, echo, verdict="REFUSED" if refused else None)
     print_model(result, echo)
+    outcome.outcomes += [f"promotion refused: {reason}" for reason in promotion_refusals(result)]
     if refused:
         outcome.outcomes.append("the new model was refused by its blocking checks (champion unchanged)")
     elif not result.success:
@@ -154,22 +161,26 @@ def unmonitored_batches(instance: dg.DagsterInstance) -> list[str]:
 
 
 def monitor(defs: dg.Definitions, instance: dg.DagsterInstance, outcome: RunOutcome, echo: Echo) -> None:
-    """`monitoring_job` for every cleaned batch not monitored yet, once a champion exists."""
+    """`monitoring_job` for every cleaned batch not monitored yet and every batch whose rows
+    awaited history that has changed since (as `rescore_sensor` does), once a champion exists."""
+    from mlops_assets.defs.monitoring.rescore import batches_awaiting_history
     from mlops_assets.resources.registry import CHAMPION
     from mlops_assets.runner import quiet_run_config
 
-    waiting = unmonitored_batches(instance)
-    if not waiting:
+    new = unmonitored_batches(instance)
+    rescore = set(batches_awaiting_history(instance)) - set(new)
+    if not new and not rescore:
         echo("\nmonitoring: no new batch to monitor")
         return
     champion = defs.resources["mlflow_tracking"].registry().alias_version(CHAMPION)
     if champion is None:
-        echo(f"\nmonitoring: no champion yet: {len(waiting)} batch(es) wait for one")
+        echo(f"\nmonitoring: no champion yet: {len(new)} batch(es) wait for one")
         return
     outcome.did_something = True
-    echo(f"\nmonitoring: {len(waiting)} batch(es) with champion v{champion}")
+    again = f" ({len(rescore)} re-scored: the history they awaited changed)" if rescore else ""
+    echo(f"\nmonitoring: {len(new) + len(rescore)} batch(es) with champion v{champion}{again}")
     job = defs.resolve_job_def("monitoring_job")
-    for key in waiting:
+    for key in [k for k in instance.get_dynamic_partitions(BATCHES) if k in rescore or k in new]:
         result = job.execute_in_process(
             partition_key=key, instance=instance, raise_on_error=False, run_config=quiet_run_config(),
             tags={"mlops/trigger": outcome.trigger},

@@ -9,12 +9,13 @@ Lines other tools and tests read (keep them stable; docs/your_own_data.md shows 
       failed, will retry: <key or file name>: <error>
       in progress in another run: <key>
     <job>: SUCCESS|FAILED|REFUSED (run <id>)        (preparation_job, training_job)
+    training_job: NOT STARTED: <why>                (another training is queued, running or holds the lock)
       materialized <asset> [<rows> rows] / check <asset>.<check>: pass|FAIL / FAILED step <step>: <error>
     training: <why it runs or is skipped>
     registered <model uri> (<kind>): approved|REFUSED
-    champion: v<n> (<action>)
-    monitoring: <n> batch(es) with champion v<n> | no new batch to monitor | no champion yet: ...
-      <key>: SUCCESS (run <id>) scored <n> rows; retrain: yes (<reasons>)|no
+    champion: v<n> (<action>) | champion: v<n> unchanged (REFUSED v<m>: <reason>)
+    monitoring: <n> batch(es) with champion v<n>[ (<k> re-scored: the history they awaited changed)] | no new batch to monitor | no champion yet: ...
+      <key>: SUCCESS (run <id>) scored <n> rows, <m> awaiting history; retrain: yes (<reasons>)|no|not scored: waiting for history
       <key>: FAILED (run <id>): <error>
     result: OK | OK: <outcomes> | FAILED: <what broke> | nothing to do (...)
 """
@@ -90,6 +91,22 @@ def print_model(result: dg.ExecuteInProcessResult, echo: Echo) -> None:
         events = result.get_asset_materialization_events()
         meta = next(e for e in events if e.asset_key.to_user_string() == "champion_model").materialization.metadata
         echo(f"champion: v{meta['champion_version'].value} ({meta['action'].value})")
+    for seen in _champion_observations(result):
+        meta = seen.metadata
+        echo(f"champion: v{meta['champion_version'].value} unchanged ({meta['decision'].value}: {meta['reason'].value})")
+
+
+def _champion_observations(result: dg.ExecuteInProcessResult) -> list:
+    """The observations `champion_model` logs when compare-and-set refuses a promotion."""
+    return [
+        e.event_specific_data.asset_observation for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION" and e.asset_key and e.asset_key.to_user_string() == "champion_model"
+    ]
+
+
+def promotion_refusals(result: dg.ExecuteInProcessResult) -> list[str]:
+    """The reasons of compare-and-set refusals in a training run ("champion changed from v1 to v2 ...")."""
+    return [str(seen.metadata["reason"].value) for seen in _champion_observations(result) if "reason" in seen.metadata]
 
 
 def print_monitoring(key: str, result: dg.ExecuteInProcessResult, echo: Echo) -> None:
@@ -100,13 +117,18 @@ def print_monitoring(key: str, result: dg.ExecuteInProcessResult, echo: Echo) ->
         echo(f"  {key}: FAILED (run {result.run_id}): {failure_message(result)}")
         return
     meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
-    scored = meta.get("batch_predictions", {}).get("rows_scored")
-    drift = meta.get("drift_report", {})
-    retrain = drift.get("retrain")
-    reasons = drift.get("reasons")
-    verdict = "yes" if retrain and retrain.value else "no"
-    why = f" ({reasons.value[:150]})" if retrain and retrain.value and reasons and reasons.value else ""
-    echo(f"  {key}: SUCCESS (run {result.run_id}) scored {scored.value if scored else 0} rows; retrain: {verdict}{why}")
+    predictions, drift = meta.get("batch_predictions", {}), meta.get("drift_report", {})
+    scored, awaiting = predictions.get("rows_scored"), predictions.get("rows_awaiting_history")
+    retrain, reasons = drift.get("retrain"), drift.get("reasons")
+    scored = scored.value if scored else 0
+    if drift.get("status") and reasons:  # not judged: waiting for history, or no reference
+        verdict = str(reasons.value)[:150]
+    else:
+        verdict = "retrain: yes" if retrain and retrain.value else "retrain: no"
+        if retrain and retrain.value and reasons and reasons.value:
+            verdict += f" ({reasons.value[:150]})"
+    counted = f"scored {scored} rows, {awaiting.value if awaiting else 0} awaiting history"
+    echo(f"  {key}: SUCCESS (run {result.run_id}) {counted}; {verdict}")
 
 
 def print_next_steps(echo: Echo) -> None:

@@ -25,7 +25,8 @@ def cli_with(home: Path, env: dict[str, str], *args: str):
         for k, v in saved.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
-pytestmark = pytest.mark.slow
+# The story trains twice and runs the CLI nine times: on a loaded 2-core machine it takes longer than the default 900 s.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 SPEC = load_spec()
 GROUPS = ["A", "B"]
 
@@ -69,7 +70,13 @@ def story(tmp_path_factory):
     steps["quarantined"] = cli(home, "run", "--no-train")
     # A margin of -100 %: the new version would have to halve the champion's error, so it is refused.
     steps["changed"] = cli_with(home, {"MLOPS_PROMOTION_MARGIN": "-1"}, "run")
-    keys = {"history": history, "new": new, "bad": quarantined}
+    # Day 33 lands before day 32 (whose first delivery was quarantined): its rows lack the
+    # 24 h lag until the corrected day 32 arrives.
+    early = land(home, "day33.csv", day(32))
+    steps["early"] = cli(home, "run", "--no-train")
+    fixed = land(home, "day32_fixed.csv", day(31))
+    steps["arrived"] = cli(home, "run", "--no-train")
+    keys = {"history": history, "new": new, "bad": quarantined, "early": early, "fixed": fixed}
     return {"home": home, "steps": steps, "keys": keys, "after_failure": after_failure}
 
 
@@ -124,7 +131,7 @@ def test_new_batch_is_monitored_without_retraining(story):
     assert "preparation_job: SUCCESS" in done.stdout and "training: skipped (--no-train)" in done.stdout
     assert "training_job" not in done.stdout
     assert f"monitoring: 1 batch(es) with champion v1\n  {key}: SUCCESS" in done.stdout
-    assert "scored 48 rows" in done.stdout
+    assert "scored 48 rows, 0 awaiting history; retrain: " in done.stdout
     assert (home / "storage" / "batch_predictions" / f"{key}.parquet").exists()
     report = json.loads((home / "storage" / "drift_report" / f"{key}.json").read_text())
     assert report["batch"] == key and report["champion_version"] == "1"
@@ -148,3 +155,22 @@ def test_changed_history_is_retrained_and_a_refusal_is_an_outcome(story):
     refused = "result: OK: the new model was refused by its blocking checks (champion unchanged)"
     assert done.stdout.rstrip().endswith(refused)
     assert "preparation_job" not in done.stdout  # prepared already by the previous run
+
+
+def test_a_batch_landed_before_its_history_waits_and_is_rescored_when_it_arrives(story):
+    early, home = story["keys"]["early"], story["home"]
+    done = story["steps"]["early"]
+    assert done.returncode == 0, out(story, "early")
+    assert f"monitoring: 1 batch(es) with champion v1\n  {early}: SUCCESS" in done.stdout
+    assert "scored 0 rows, 48 awaiting history; not scored: waiting for history" in done.stdout
+    report = json.loads((home / "storage" / "drift_report" / f"{early}.json").read_text())
+    assert report["retrain"] is False and report["rows_awaiting_history"] == 48
+
+    arrived, fixed = story["steps"]["arrived"], story["keys"]["fixed"]
+    assert arrived.returncode == 0, out(story, "arrived")
+    text = arrived.stdout
+    assert "monitoring: 2 batch(es) with champion v1 (1 re-scored: the history they awaited changed)" in text
+    assert f"  {fixed}: SUCCESS" in text
+    line = next(line for line in text.splitlines() if line.startswith(f"  {early}: SUCCESS"))
+    assert "scored 48 rows, 0 awaiting history; retrain: " in line
+    assert pl.read_parquet(home / "storage" / "batch_predictions" / f"{early}.parquet").height == 48

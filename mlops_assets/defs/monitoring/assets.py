@@ -1,6 +1,7 @@
-"""Monitoring: per batch, the champion's predictions and a drift report against the training data."""
+"""Monitoring: per batch, the champion's predictions and a drift report against the
+champion's own reference (stored with its version by `monitoring_reference`)."""
 
-import functools
+from collections.abc import Callable
 from datetime import timedelta
 
 import dagster as dg
@@ -8,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from mlops_assets.defs.metadata import counts, markdown_table
+from mlops_assets.defs.monitoring.reference import load_model, load_reference, pandas_inputs
 from mlops_assets.defs.partitions import batches
 from mlops_assets.resources.alerts import Alert, AlertChannels
 from mlops_assets.resources.dataset import DatasetSpecResource
@@ -17,36 +19,109 @@ from mlops_assets.resources.registry import CHAMPION
 from mlops_assets.resources.tracking import MlflowTracking
 
 PREDICTION = "prediction"
+SINGLE_SERIES = "single series: no groups to compare"
+WAITING_FOR_HISTORY = "not scored: waiting for history"
+EMPTY_BATCH = "not scored: the batch has no rows"
+NEW_GROUP_ROWS = "not scored: only a new group's first rows (no earlier history exists for their lags)"
 # Each new batch once, after its clean data and the history passed their blocking checks.
 per_batch_condition = dg.AutomationCondition.on_missing() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
 
 def _champion(mlflow_tracking: MlflowTracking):
     """(version, pyfunc model) of the current champion. The alias is resolved on every call;
-    the model of a given version never changes, so it is loaded once per process (both
-    monitoring steps of a run share it when they run in one process)."""
+    the model of a given version never changes, so it is loaded once per process."""
     registry = mlflow_tracking.registry()
     version = registry.alias_version(CHAMPION)
     if version is None:
         raise dg.Failure("no champion model yet: run training_job (or `mlops-assets demo`) first")
-    return version, _load_model(mlflow_tracking.tracking_uri, registry.model_uri(version))
+    return version, load_model(mlflow_tracking.tracking_uri, registry.model_uri(version))
 
 
-@functools.lru_cache(maxsize=2)
-def _load_model(tracking_uri: str, model_uri: str):
-    """The pyfunc model at a version URI; `tracking_uri` (the process-wide store MlflowTracking
-    set up) is part of the cache key, so two stores never share an entry."""
-    import mlflow.pyfunc
-
-    return mlflow.pyfunc.load_model(model_uri)
+def latest_storage_id(instance: dg.DagsterInstance, asset: str, partition: str | None = None) -> int | None:
+    """Storage id of the newest materialization of `asset` (of one partition, if given)."""
+    wanted = dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None)
+    records = instance.fetch_materializations(wanted, limit=1).records
+    return records[0].storage_id if records else None
 
 
-def _pandas_inputs(frame: pl.DataFrame, spec):
-    from mlops_assets.core.models.data import input_columns
+def _batch_features(clean_load: pl.DataFrame, load_history: pl.LazyFrame, spec) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(features of the batch's rows built on top of only the history window its lags need, so
+    the cost does not grow with history, rows without the required history left out; that window)."""
+    from mlops_assets.core.features import batch_features, lookback_hours
 
-    pdf = frame.select(input_columns(spec)).to_pandas()
-    pdf[spec.timestamp] = pdf[spec.timestamp].dt.tz_convert("UTC").dt.tz_localize(None)
-    return pdf
+    ts = pl.col(spec.timestamp)
+    start = clean_load.get_column(spec.timestamp).min()
+    lookback = timedelta(hours=lookback_hours(spec))
+    window = load_history.filter((ts >= start - lookback) & (ts < start)) if start is not None else load_history.head(0)
+    if spec.group:
+        window = window.filter(pl.col(spec.group).is_in(clean_load.get_column(spec.group).unique().implode()))
+    window = window.collect()
+    return batch_features(window, clean_load, spec), window
+
+
+def _rows_before_group_history(clean_load: pl.DataFrame, features: pl.DataFrame, window: pl.DataFrame, new_groups: list[str], spec) -> int:
+    """Unscored rows of new groups whose required lag reaches back before the group's first
+    row: no history can ever arrive for them (a new group's first day), so they do not await it."""
+    from mlops_assets.core.features import required_lag_hours
+
+    if not new_groups:
+        return 0
+    group, ts = pl.col(spec.group).cast(pl.String), pl.col(spec.timestamp)
+    keys = clean_load.select(spec.key_columns)
+    unscored = keys.join(features.select(spec.key_columns), on=spec.key_columns, how="anti").filter(group.is_in(new_groups))
+    seen = pl.concat([window.select(spec.key_columns), keys], how="vertical_relaxed")
+    first = seen.group_by(group.alias("__group")).agg(ts.min().alias("__first"))
+    lag = timedelta(hours=required_lag_hours(spec))
+    rows = unscored.with_columns(group.alias("__group")).join(first, on="__group")
+    return rows.filter(ts - lag < pl.col("__first")).height
+
+
+def _known_groups(model, reference: Callable[[], object], spec) -> list[str] | None:
+    """The groups the champion was trained on: its router's (core.pyfunc_model.known_groups),
+    else its reference's training groups; None for a single series or when neither says."""
+    from mlops_assets.core import pyfunc_model
+
+    if not spec.group:
+        return None
+    routed = getattr(pyfunc_model, "known_groups", None)
+    known = routed(model) if routed else None
+    stored = reference() if known is None else None
+    if stored is not None:
+        known = stored.groups(spec.group) or None
+    return None if known is None else [str(g) for g in known]
+
+
+def _served_by(model, inputs, rows: int) -> np.ndarray:
+    """"model" / "fallback" per row (core.pyfunc_model.served_by; all "model" without it)."""
+    from mlops_assets.core import pyfunc_model
+
+    route = getattr(pyfunc_model, "served_by", None)
+    if rows == 0:
+        return np.array([], dtype=str)
+    return np.asarray(route(model, inputs), dtype=str) if route else np.full(rows, "model")
+
+
+def _new_groups(frame: pl.DataFrame, known: list[str] | None, spec) -> list[str]:
+    if known is None or not spec.group or frame.height == 0:
+        return []
+    labels = frame.get_column(spec.group).cast(pl.String).unique().to_list()
+    return sorted(str(g) for g in labels if g is not None and g not in known)
+
+
+def _alert_new_groups(context, groups: list[str], out: pl.DataFrame, spec, version: str, alerts: AlertChannels) -> None:
+    """One WARN alert per new group, the first time any batch has it (`send_once`)."""
+    for group in groups:
+        rows = out.filter(pl.col(spec.group).cast(pl.String) == group)
+        fallback = rows.filter(pl.col("served_by") == "fallback").height
+        how = f"{rows.height} row(s) scored, {fallback} by the group-agnostic fallback" if rows.height else "no row scored yet (waiting for history)"
+        alerts.send_once(
+            Alert(
+                kind="new_group", title=f"new group {group!r} (batch {context.partition_key})",
+                reason=f"champion v{version} was not trained on group {group!r}: {how}; it joins training once it has the history its features need",
+                asset="batch_predictions", partition=context.partition_key, severity="WARN", run_id=context.run_id,
+            ),
+            key=f"new_group:{group}",
+        )
 
 
 @dg.asset(
@@ -58,24 +133,30 @@ def _pandas_inputs(frame: pl.DataFrame, spec):
     # Predicted by the serving champion: on a fresh deployment, batches wait for the first one.
     deps=[dg.AssetKey("champion_model")],
 )
-def batch_predictions(context: dg.AssetExecutionContext, clean_load: pl.DataFrame, load_history: pl.LazyFrame, dataset: DatasetSpecResource, mlflow_tracking: MlflowTracking):
-    """The champion's forecast for every row of the batch (features built from the batch on
-    top of only the history window its lags need, so the cost does not grow with history),
-    with the actuals where the batch has them."""
-    from mlops_assets.core.features import batch_features, lookback_hours
+def batch_predictions(context: dg.AssetExecutionContext, clean_load: pl.DataFrame, load_history: pl.LazyFrame, dataset: DatasetSpecResource, mlflow_tracking: MlflowTracking, alerts: AlertChannels):
+    """The champion's forecast for every row of the batch whose required history (the shortest
+    target lag) is present, with the actuals where the batch has them; the other rows await
+    their history and are scored when it arrives (`rescore_sensor`), except a new group's rows
+    from before its first row plus that lag (`rows_before_group_history`). Per row: `served_by`
+    ("model" or the group-agnostic "fallback") and `new_group` (a group the champion was not
+    trained on; each new group is named here and in one WARN alert)."""
     from mlops_assets.core.metrics import regression_metrics
 
     spec = dataset.load()
-    ts = pl.col(spec.timestamp)
-    start = clean_load.get_column(spec.timestamp).min()
-    lookback = timedelta(hours=lookback_hours(spec))
-    window = load_history.filter((ts >= start - lookback) & (ts < start)) if start is not None else load_history.head(0)
-    if spec.group:
-        window = window.filter(pl.col(spec.group).is_in(clean_load.get_column(spec.group).unique().implode()))
-    features = batch_features(window.collect(), clean_load, spec)
+    history_id = latest_storage_id(context.instance, "load_history")
+    features, window = _batch_features(clean_load, load_history, spec)
     version, model = _champion(mlflow_tracking)
-    predictions = np.asarray(model.predict(_pandas_inputs(features, spec)), float) if features.height else np.zeros(0)
-    out = features.with_columns(pl.Series(PREDICTION, predictions), pl.lit(version).alias("model_version"))
+    inputs = pandas_inputs(features, spec) if features.height else None
+    predictions = np.asarray(model.predict(inputs), float) if features.height else np.zeros(0)
+    known = _known_groups(model, lambda: load_reference(mlflow_tracking, version), spec)
+    new = features.get_column(spec.group).cast(pl.String).is_in(known).not_() if known is not None else pl.repeat(False, features.height, eager=True)
+    out = features.with_columns(
+        pl.Series(PREDICTION, predictions, dtype=pl.Float64), pl.lit(version).alias("model_version"),
+        pl.Series("served_by", _served_by(model, inputs, features.height), dtype=pl.String), new.alias("new_group"),
+    )
+    new_groups = _new_groups(clean_load, known, spec)
+    _alert_new_groups(context, new_groups, out, spec, version, alerts)
+    never = _rows_before_group_history(clean_load, features, window, new_groups, spec)
     actual = pl.col(spec.target.column)
     labelled = out.filter(actual.is_not_null() & actual.cast(pl.Float64).is_not_nan())
     realized = regression_metrics(labelled.get_column(spec.target.column).to_numpy(), labelled.get_column(PREDICTION).to_numpy()) if labelled.height else {}
@@ -85,11 +166,31 @@ def batch_predictions(context: dg.AssetExecutionContext, clean_load: pl.DataFram
             "champion_version": version,
             "rows_in_batch": clean_load.height,
             "rows_scored": out.height,
-            "rows_without_full_history": clean_load.height - out.height,
+            "rows_awaiting_history": clean_load.height - out.height - never,
+            "rows_before_group_history": never,
+            "rows_served_by_fallback": out.filter(pl.col("served_by") == "fallback").height,
+            "new_groups": dg.MetadataValue.json(new_groups),
+            "history_storage_id": history_id if history_id is not None else -1,
             "labelled_rows": labelled.height,
             **counts({f"realized_{k}": v for k, v in realized.items() if k != "n" and v == v}),
         },
     )
+
+
+def _scoring(context: dg.AssetExecutionContext) -> dict:
+    """The metadata batch_predictions recorded for this batch (rows in batch / scored / awaiting)."""
+    wanted = dg.AssetRecordsFilter(asset_key=dg.AssetKey("batch_predictions"), asset_partitions=[context.partition_key])
+    records = context.instance.fetch_materializations(wanted, limit=1).records
+    if not records:
+        return {}
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
+def _version(batch_predictions: pl.DataFrame, scoring: dict, mlflow_tracking: MlflowTracking) -> str:
+    """The version that scored the batch (the current champion if none did)."""
+    if batch_predictions.height:
+        return str(batch_predictions.get_column("model_version")[0])
+    return str(scoring.get("champion_version") or mlflow_tracking.registry().alias_version(CHAMPION) or "none")
 
 
 @dg.asset(
@@ -97,152 +198,119 @@ def batch_predictions(context: dg.AssetExecutionContext, clean_load: pl.DataFram
     partitions_def=batches,
     kinds={"polars"},
     automation_condition=per_batch_condition,
-    ins={
-        "batch_predictions": dg.AssetIn(),
-        "train_set": dg.AssetIn(metadata={"lazy": True}),
-        "test_set": dg.AssetIn(metadata={"lazy": True}),
-        "data_profile": dg.AssetIn(),
-        "shap_summary": dg.AssetIn(),
-    },
+    ins={"batch_predictions": dg.AssetIn()},
+    # Judged against the reference stored with the champion's version (never the current splits).
+    deps=[dg.AssetKey("champion_model")],
 )
-def drift_report(context: dg.AssetExecutionContext, batch_predictions: pl.DataFrame, train_set: pl.LazyFrame, test_set: pl.LazyFrame, data_profile: dict, shap_summary: dict, dataset: DatasetSpecResource, drift: DriftSettings, fairness: FairnessSettings, mlflow_tracking: MlflowTracking, alerts: AlertChannels):
-    """Per batch: drift of every feature against the training data (KS, normalised
-    Wasserstein, PSI on the profile's bins; Jensen-Shannon for categories), drift per group,
-    prediction drift against the champion's test predictions, realized error where actuals
-    are present, per-group bias on labelled rows, and the retrain verdict with root causes.
-
-    The cost does not grow with the history: the training reference is an evenly spaced sample
-    of at most `reference_rows` rows (only the profiled columns are read), and the champion's
-    reference predictions and test error come from the newest `prediction_reference_days` of
-    the test set."""
-    from mlops_assets.core.drift import feature_drift, retrain_verdict
-    from mlops_assets.core.features import CALENDAR_COLUMNS
+def drift_report(context: dg.AssetExecutionContext, batch_predictions: pl.DataFrame, dataset: DatasetSpecResource, drift: DriftSettings, fairness: FairnessSettings, mlflow_tracking: MlflowTracking, alerts: AlertChannels):
+    """Per batch, against the reference stored with the version that scored it (its training
+    sample, profile, SHAP shares, recent test forecasts and MASE scales; whatever has been
+    refreshed since): drift of every feature, drift per group, prediction drift, realized
+    error where actuals are present, per-group bias on labelled rows, new groups, and the
+    retrain verdict with root causes. A batch with no row scored (waiting for history), or a
+    champion without a stored reference, gets a report that says so and triggers nothing."""
+    from mlops_assets.core.drift import judge_batch
 
     spec, config = dataset.load(), drift.config()
-    version, model = _champion(mlflow_tracking)
+    scoring = _scoring(context)
+    version = _version(batch_predictions, scoring, mlflow_tracking)
     scored = batch_predictions.filter(pl.col(PREDICTION).is_not_null() & pl.col(PREDICTION).is_not_nan())
     if scored.height == 0:
-        return _nothing_to_judge(context.partition_key, version, batch_predictions.height)
-    test_set = _newest_days(test_set, spec.timestamp, drift.prediction_reference_days)
-    # Calendar columns are functions of the clock: a batch of two days always "drifts" in them.
-    columns = [c for c in data_profile["columns"] if c not in CALENDAR_COLUMNS]
-    reference = _reference_sample(train_set, [*([spec.group] if spec.group else []), *columns], drift.reference_rows)
-    current = {c: _values(scored, c) for c in columns if c in scored.columns}
-    profile = {**data_profile, "columns": {c: data_profile["columns"][c] for c in columns}}
-    reference_values = {c: _values(reference, c) for c in columns if c in reference.columns}
-    rows = feature_drift(profile, reference_values, current, config)
-    importance = {r["feature"]: r["share"] for r in shap_summary["importance"]}
-    prediction, test_mae = _prediction_drift(model, test_set, scored, spec)
-    realized_mae, labelled = _realized_mae(scored, spec, config.min_rows)
-    verdict = retrain_verdict(rows, importance, realized_mae, test_mae, config)
-    by_group = _group_drift(scored, reference, spec, verdict["top_features"], spec.quantile_bins)
-    bias = _batch_bias(context, labelled, spec, config, fairness, alerts, train_set)
-    table = pl.DataFrame(rows)
-    reference_window = _reference_window(reference, test_set, spec.timestamp)
+        why = WAITING_FOR_HISTORY if scoring.get("rows_awaiting_history") else NEW_GROUP_ROWS if scoring.get("rows_before_group_history") else EMPTY_BATCH
+        return _not_judged(context.partition_key, version, scoring, why)
+    reference = load_reference(mlflow_tracking, version)
+    if reference is None:
+        why = f"no reference stored with champion v{version} (registered before monitoring references): retrain to record one"
+        return _not_judged(context.partition_key, version, scoring, why, scored.height)
+    verdict = judge_batch(scored, reference, spec, config)
+    scored_new = scored.filter(pl.col("new_group")).get_column(spec.group).cast(pl.String).to_list() if spec.group else []
+    new_groups = sorted({*scored_new, *(scoring.get("new_groups") or [])})
+    by_group = _group_drift(scored, reference.train_sample, spec, verdict["top_features"], spec.quantile_bins)
+    bias = _batch_bias(context, scored, spec, config, fairness, alerts, reference.scales, new_groups)
+    used = {**verdict["reference"], **reference.describe(spec.timestamp)}
     report = {
-        "batch": context.partition_key, "champion_version": version, "rows_scored": scored.height, "features": rows,
-        "prediction_drift": prediction, "realized_mae": realized_mae, "test_mae": test_mae, "by_group": by_group,
-        "by_group_skipped": None if spec.group else SINGLE_SERIES, "bias": bias, "reference": reference_window,
-        **verdict,
+        "batch": context.partition_key, "status": "scored", "champion_version": version,
+        "rows_in_batch": scoring.get("rows_in_batch", scored.height), "rows_scored": scored.height,
+        "rows_awaiting_history": scoring.get("rows_awaiting_history", 0), "new_groups": new_groups,
+        "features": verdict["features"], "prediction_drift": verdict["prediction_drift"], "realized": verdict["realized"],
+        "realized_mae": verdict["realized"].get("mae"), "reference_mae": verdict["realized"].get("reference_mae"),
+        "by_group": by_group, "by_group_skipped": None if spec.group else SINGLE_SERIES, "bias": bias, "reference": used,
+        **{k: verdict[k] for k in ("retrain", "reasons", "weighted_drift", "weighted_drift_threshold", "top_features", "root_causes")},
     }
+    return dg.Output(report, metadata=_report_metadata(report, verdict))
+
+
+def _report_metadata(report: dict, verdict: dict) -> dict:
+    rows, used = verdict["features"], report["reference"]
+    table = pl.DataFrame(rows, infer_schema_length=None)
     metadata = {
-        "retrain": verdict["retrain"],
-        "retrain_flag": int(verdict["retrain"]),
-        "reasons": "; ".join(verdict["reasons"]),
-        "weighted_drift": verdict["weighted_drift"],
-        "rows_scored": scored.height,
+        "retrain": bool(report["retrain"]),
+        "retrain_flag": int(bool(report["retrain"])),
+        "reasons": "; ".join(report["reasons"]),
+        "weighted_drift": float(report["weighted_drift"]),
+        "rows_scored": report["rows_scored"],
+        "rows_awaiting_history": report["rows_awaiting_history"],
+        "new_groups": dg.MetadataValue.json(report["new_groups"]),
         "drifted_features": int(table.get_column("drifted").sum()) if table.height else 0,
         "features": markdown_table(table.select([c for c in table.columns if c != "kind"]).sort("score", descending=True) if table.height else table),
-        "root_causes": markdown_table(pl.DataFrame(verdict["root_causes"])),
-        "by_group": markdown_table(pl.DataFrame(by_group)) if by_group else f"skipped: {SINGLE_SERIES}",
-        "champion_version": version,
-        "reference_training_rows": reference_window["training_rows"],
-        "reference_test_rows": reference_window["test_rows"],
-        **{f"psi/{r['feature']}": r["psi"] for r in rows if r["psi"] is not None},
-        **{f"ks/{r['feature']}": r["ks"] for r in rows if r["ks"] is not None},
-        **{f"wasserstein/{r['feature']}": r["wasserstein"] for r in rows if r["wasserstein"] is not None},
-        **{f"prediction_{k}": v for k, v in prediction.items()},
+        "root_causes": markdown_table(pl.DataFrame(report["root_causes"])),
+        "by_group": markdown_table(pl.DataFrame(report["by_group"])) if report["by_group"] else f"skipped: {report['by_group_skipped'] or 'no group rows'}",
+        "champion_version": report["champion_version"],
+        "reference_version": used["version"],
+        "reference_kind": str(used.get("kind")),
+        "reference_rows": int(used.get("rows") or 0),
+        "reference_window": f"{used.get('from')} .. {used.get('to')}",
+        "reference_recent_rows": used["recent_rows"],
+        "reference_recent_window": f"{used.get('recent_from')} .. {used.get('recent_to')}",
+        **{f"psi/{r['feature']}": r["psi"] for r in rows if r.get("psi") is not None},
+        **{f"ks/{r['feature']}": r["ks"] for r in rows if r.get("ks") is not None},
+        **{f"wasserstein/{r['feature']}": r["wasserstein"] for r in rows if r.get("wasserstein") is not None},
+        **{f"prediction_{k}": v for k, v in report["prediction_drift"].items() if v is not None},
     }
-    if realized_mae is not None:
-        metadata["realized_mae"] = realized_mae
-    if test_mae is not None:
-        metadata["test_mae"] = test_mae
-    if bias is not None:
-        metadata["bias_flagged_groups"] = dg.MetadataValue.json(bias["flagged"])
-    return dg.Output(report, metadata=metadata)
+    for key in ("realized_mae", "reference_mae"):
+        if report[key] is not None:
+            metadata[key] = report[key]
+    if report["bias"] is not None:
+        metadata["bias_flagged_groups"] = dg.MetadataValue.json(report["bias"]["flagged"])
+    return metadata
 
 
-SINGLE_SERIES = "single series: no groups to compare"
-NOTHING_SCORED = "no rows scored: nothing to judge"
-
-
-def _nothing_to_judge(batch: str, version: str, rows: int) -> dg.Output:
-    """The report of a batch the champion scored no row of (all rows lacked the history their
-    lags need, or the batch was empty): no drift figures and no retrain request."""
+def _not_judged(batch: str, version: str, scoring: dict, why: str, scored: int = 0) -> dg.Output:
+    """The report of a batch that could not be judged (no row scored yet, or no reference for
+    the champion): no drift figures and no retrain request."""
+    status = why if why.startswith("not scored") else "no reference"
     report = {
-        "batch": batch, "champion_version": version, "rows_scored": 0, "features": [], "prediction_drift": {},
-        "realized_mae": None, "test_mae": None, "by_group": [], "by_group_skipped": NOTHING_SCORED, "bias": None,
-        "reference": None, "retrain": False, "reasons": [NOTHING_SCORED], "weighted_drift": 0.0, "top_features": [],
-        "root_causes": [],
+        "batch": batch, "status": status, "champion_version": version, "rows_in_batch": scoring.get("rows_in_batch", 0),
+        "rows_scored": scored, "rows_awaiting_history": scoring.get("rows_awaiting_history", 0),
+        "new_groups": list(scoring.get("new_groups") or []), "features": [], "prediction_drift": {}, "realized": None,
+        "realized_mae": None, "reference_mae": None, "by_group": [], "by_group_skipped": why, "bias": None,
+        "reference": None, "retrain": False, "reasons": [why], "weighted_drift": 0.0, "weighted_drift_threshold": None,
+        "top_features": [], "root_causes": [],
     }
     metadata = {
-        "retrain": False, "retrain_flag": 0, "reasons": NOTHING_SCORED, "rows_in_batch": rows, "rows_scored": 0,
-        "champion_version": version,
+        "retrain": False, "retrain_flag": 0, "reasons": why, "status": status, "rows_in_batch": report["rows_in_batch"],
+        "rows_scored": scored, "rows_awaiting_history": report["rows_awaiting_history"], "champion_version": version,
+        "new_groups": dg.MetadataValue.json(report["new_groups"]),
     }
     return dg.Output(report, metadata=metadata)
-
-
-def _prediction_drift(model, test_set: pl.DataFrame, scored: pl.DataFrame, spec) -> tuple[dict, float | None]:
-    """(drift of the batch's predictions against the champion's on the reference test rows,
-    the champion's MAE on those test rows that have an actual)."""
-    from mlops_assets.core.drift import ks_statistic, psi, wasserstein_normalized
-    from mlops_assets.core.profile import bin_fractions, quantile_bin_edges
-
-    if test_set.height == 0:
-        return {}, None
-    test_pred = np.asarray(model.predict(_pandas_inputs(test_set, spec)), float)
-    actual = test_set.get_column(spec.target.column).cast(pl.Float64).to_numpy()
-    known = np.isfinite(actual) & np.isfinite(test_pred)
-    test_mae = float(np.mean(np.abs(test_pred[known] - actual[known]))) if known.any() else None
-    test_pred = test_pred[np.isfinite(test_pred)]
-    batch_pred = scored.get_column(PREDICTION).to_numpy()
-    if not test_pred.size:
-        return {}, test_mae
-    edges = quantile_bin_edges(test_pred, spec.quantile_bins)
-    drift = {
-        "ks": ks_statistic(test_pred, batch_pred)[0],
-        "psi": psi(bin_fractions(test_pred, edges), batch_pred, edges),
-        "wasserstein": wasserstein_normalized(test_pred, batch_pred),
-    }
-    return drift, test_mae
-
-
-def _realized_mae(scored: pl.DataFrame, spec, min_rows: int) -> tuple[float | None, pl.DataFrame]:
-    """(MAE of the batch's predictions where it has actuals, None below `min_rows`; those rows)."""
-    from mlops_assets.core.metrics import regression_metrics
-
-    target = pl.col(spec.target.column)
-    labelled = scored.filter(target.is_not_null() & target.cast(pl.Float64).is_not_nan())
-    if labelled.height < min_rows:
-        return None, labelled
-    y, p = labelled.get_column(spec.target.column).to_numpy(), labelled.get_column(PREDICTION).to_numpy()
-    return regression_metrics(y, p)["mae"], labelled
 
 
 def _batch_bias(
-    context, labelled: pl.DataFrame, spec, config, fairness: FairnessSettings, alerts: AlertChannels, train_set: pl.LazyFrame
+    context, scored: pl.DataFrame, spec, config, fairness: FairnessSettings, alerts: AlertChannels, scales: dict, new_groups: list[str]
 ) -> dict | None:
-    """Per-group bias on the batch's labelled rows, scaled as the training-time report is
-    (None for a single series or too few rows); a crossed bias rule is sent as an alert."""
+    """Per-group bias on the batch's labelled rows, scaled by the champion's own MASE scales
+    (None for a single series or too few rows; new groups are listed, not judged); a crossed
+    bias rule is sent as an alert."""
     from mlops_assets.core.fairness import bias_report as build_bias_report
-    from mlops_assets.core.fairness import naive_scales
-    from mlops_assets.core.features import BASELINE_COLUMNS
 
+    target = pl.col(spec.target.column)
+    labelled = scored.filter(target.is_not_null() & target.cast(pl.Float64).is_not_nan())
     if not spec.group or labelled.height < config.min_rows:
         return None
-    scales = naive_scales(train_set, spec.target.column, BASELINE_COLUMNS[0], spec.group)
     y, p = labelled.get_column(spec.target.column).to_numpy(), labelled.get_column(PREDICTION).to_numpy()
-    bias = build_bias_report(y, p, labelled.get_column(spec.group).to_numpy(), fairness.config(), scales=scales)
+    roles = {"established": [], "new": new_groups, "retired": []} if new_groups else None
+    groups = labelled.get_column(spec.group).cast(pl.String).to_numpy()
+    bias = build_bias_report(y, p, groups, fairness.config(), roles, scales=(scales or {}).get("by_group") or None)
     if bias["biased"]:
         alerts.send(Alert(
             kind="bias_drift", title=f"bias rule crossed on batch {context.partition_key}", reason="; ".join(bias["reasons"]),
@@ -256,46 +324,20 @@ def _values(frame: pl.DataFrame, column: str) -> np.ndarray:
     return series.cast(pl.String).to_numpy() if series.dtype == pl.String else series.cast(pl.Float64).to_numpy()
 
 
-def _reference_sample(train_set: pl.LazyFrame, columns: list[str], rows: int) -> pl.DataFrame:
-    """Every k-th training row (at most about `rows`); only those of `columns` the training
-    data has are read from storage."""
-    names = set(train_set.collect_schema().names())
-    total = train_set.select(pl.len()).collect().item()
-    step = max(1, total // rows)
-    return train_set.select([c for c in dict.fromkeys(columns) if c in names]).gather_every(step).collect()
-
-
-def _reference_window(reference: pl.DataFrame, test_rows: pl.DataFrame, timestamp: str) -> dict:
-    """What the batch was compared with: the training sample's size and the test rows behind
-    the prediction reference and test error."""
-    ts = test_rows.get_column(timestamp)
-    return {
-        "training_rows": reference.height,
-        "test_rows": test_rows.height,
-        "test_from": str(ts.min()) if test_rows.height else None,
-        "test_to": str(ts.max()) if test_rows.height else None,
-    }
-
-
-def _newest_days(frame: pl.LazyFrame, timestamp: str, days: int) -> pl.DataFrame:
-    """The rows of the newest `days` days (all of a shorter frame)."""
-    ts = pl.col(timestamp)
-    return frame.filter(ts > ts.max() - pl.duration(days=days)).collect()
-
-
 def _group_drift(current: pl.DataFrame, reference: pl.DataFrame, spec, features: list[str], bins: int) -> list[dict]:
-    """PSI of the top features per group, each group against its own training rows (a feature
-    without values on either side is left out of that group's row)."""
+    """PSI of the top features per group, each group against its own rows of the champion's
+    training sample (a feature without values on either side is left out of that group's row;
+    a new group has none)."""
     from mlops_assets.core.drift import psi
     from mlops_assets.core.profile import bin_fractions, quantile_bin_edges
 
     if not spec.group:
         return []
     out = []
-    for group in sorted(current.get_column(spec.group).unique().to_list()):
-        ref = reference.filter(pl.col(spec.group) == group)
-        cur = current.filter(pl.col(spec.group) == group)
-        row = {"group": group, "rows": cur.height}
+    for group in sorted(current.get_column(spec.group).cast(pl.String).unique().to_list()):
+        ref = reference.filter(pl.col(spec.group).cast(pl.String) == group)
+        cur = current.filter(pl.col(spec.group).cast(pl.String) == group)
+        row = {"group": group, "rows": cur.height, "new_group": ref.height == 0}
         for feature in features:
             if feature not in cur.columns or feature not in ref.columns or cur.schema[feature] == pl.String:
                 continue

@@ -10,7 +10,7 @@ import pytest
 from mlops_assets.core.simulate import DEFAULT_START, SimulationConfig, write_batches
 from mlops_assets.core.spec import load_spec
 from mlops_assets.defs.monitoring.sensors import drift_sensor
-from mlops_assets_tests.pipeline import local_platform
+from mlops_assets_tests.pipeline import land, local_platform
 
 SPEC = load_spec()
 HISTORY_DAYS = 40
@@ -42,7 +42,9 @@ def monitored(tmp_path_factory):
 
 
 def evaluate(instance, cursor=None):
-    with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
+    from mlops_assets.resources.monitoring import DriftSettings
+
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"drift": DriftSettings()}) as context:
         return drift_sensor(context)
 
 
@@ -64,6 +66,41 @@ def test_drifted_batch_is_flagged_with_temperature_as_a_root_cause(monitored):
     assert mat.metadata["psi/temperature_c"].value > 0.2 and mat.metadata["retrain_flag"].value == 1
 
 
+def test_drift_report_compares_with_the_champions_bounded_reference(monitored):
+    """The per-batch cost must not grow with the history: the reference stored with the version
+    holds at most `reference_rows` training rows and the newest `prediction_reference_days` of
+    its test rows with its own forecast; drift_report compares with exactly that."""
+    import polars as pl
+
+    from mlops_assets.defs.monitoring.assets import drift_report
+    from mlops_assets.defs.monitoring.reference import monitoring_reference
+    from mlops_assets.resources.monitoring import DriftSettings
+
+    defs, instance, home = monitored["defs"], monitored["instance"], monitored["home"]
+    small = {**defs.resources, "drift": DriftSettings(prediction_reference_days=2, reference_rows=50)}
+    stored = dg.materialize(defs.assets, selection=[monitoring_reference], instance=instance, resources=small)
+    assert stored.output_for_node("monitoring_reference")["version"] == "1"
+    result = dg.materialize(
+        defs.assets, selection=[drift_report], partition_key=monitored["keys"]["calm"], instance=instance, resources=defs.resources
+    )
+    report = result.output_for_node("drift_report")["reference"]
+
+    test_set = pl.read_parquet(home / "storage" / "test_set.parquet")
+    ts = pl.col(SPEC.timestamp)
+    newest = test_set.filter(ts > ts.max() - pl.duration(days=2))
+    assert 0 < newest.height < test_set.height  # the window really cuts the test set here
+    assert report["version"] == "1" and report["recent_rows"] == newest.height
+    assert report["recent_to"] == str(test_set.get_column(SPEC.timestamp).max())
+    assert report["recent_from"] == str(newest.get_column(SPEC.timestamp).min())
+    train_rows = pl.scan_parquet(home / "storage" / "train_set.parquet").select(pl.len()).collect().item()
+    assert train_rows > 100 and report["training_rows"] <= 50
+    # the defaults keep the whole (short) test set of this small history
+    assert monitored["reports"]["calm"]["reference"]["recent_rows"] == test_set.height
+    mat = instance.get_latest_materialization_event(dg.AssetKey("drift_report")).asset_materialization
+    assert mat.metadata["reference_version"].value == "1" and mat.metadata["reference_recent_rows"].value == newest.height
+    dg.materialize(defs.assets, selection=[monitoring_reference], instance=instance, resources=defs.resources)  # back to the defaults
+
+
 def test_sensor_requests_retraining_once_and_it_ends_in_a_decision(monitored):
     instance, defs = monitored["instance"], monitored["defs"]
     first = evaluate(instance)
@@ -79,33 +116,134 @@ def test_sensor_requests_retraining_once_and_it_ends_in_a_decision(monitored):
     assert history[-1]["action"] in ("promote", "refuse")
 
 
-def test_drift_report_compares_with_a_bounded_reference(monitored):
-    """The per-batch cost must not grow with the history: the champion's reference predictions
-    come from the newest `prediction_reference_days` of the test set only, and the training
-    reference from at most `reference_rows` rows."""
+def _land_days(monitored, name: str, first_day: int, days: int, extra: dict[str, int] | None = None) -> str:
+    """Ingest one batch file of the 3 groups for days [first_day, first_day + days) after the
+    simulation start, plus `extra` groups (label -> first day of that group); its batch key."""
     import polars as pl
 
-    from mlops_assets.defs.monitoring.assets import drift_report
-    from mlops_assets.resources.monitoring import DriftSettings
+    from mlops_assets.core.simulate import group_names, simulate_frame
+    from mlops_assets.runner import ingest_landed
+
+    extra = extra or {}
+    config = SimulationConfig(start=DEFAULT_START + timedelta(days=first_day), days=days, groups=3 + len(extra), defects=False)
+    frame = simulate_frame(SPEC, config)
+    names = group_names(3 + len(extra))
+    parts = [frame.filter(pl.col(SPEC.group).is_in(names[:3]))]
+    for (label, start), name in zip(extra.items(), names[3:]):
+        since = DEFAULT_START + timedelta(days=start)
+        rows = frame.filter((pl.col(SPEC.group) == name) & (pl.col(SPEC.timestamp).dt.date() >= since))
+        parts.append(rows.with_columns(pl.lit(label).alias(SPEC.group)))
+    land(monitored["home"], f"{name}.csv", pl.concat(parts))
+    [key] = [k for k in ingest_landed(monitored["defs"], monitored["instance"]).succeeded if k.startswith(name)]
+    return key
+
+
+def _materializations(instance, asset: str, key: str):
+    wanted = dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key])
+    return [r.asset_materialization.metadata for r in instance.fetch_materializations(wanted, limit=10).records]
+
+
+def rescore(instance, cursor=None):
+    from mlops_assets.defs.monitoring.rescore import rescore_sensor
+
+    with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
+        return rescore_sensor(context)
+
+
+def test_a_batch_landed_before_its_history_is_not_scored_then_rescored_when_the_history_arrives(monitored):
+    """Day H+1 lands before day H (the day after the history): none of its rows has the 24 h
+    lag, so nothing is scored, the report says so without NaN or RuntimeWarning and asks for no
+    retraining. Once day H is in load_history, rescore_sensor requests the batch once, and
+    re-materializing scores every row."""
+    import math
+    import warnings
+
+    defs, instance = monitored["defs"], monitored["instance"]
+    monitoring = defs.resolve_job_def("monitoring_job")
+    early = _land_days(monitored, "early", HISTORY_DAYS + 1, 1)
+    drift_cursor = evaluate(instance).cursor
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = monitoring.execute_in_process(partition_key=early, instance=instance)
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
+    assert first.output_for_node("batch_predictions").height == 0
+    meta = _materializations(instance, "batch_predictions", early)[0]
+    assert meta["rows_scored"].value == 0 and meta["rows_awaiting_history"].value == 3 * 24
+    report = first.output_for_node("drift_report")
+    assert report["reasons"] == ["not scored: waiting for history"] and not report["retrain"]
+    assert report["rows_awaiting_history"] == 72 and math.isfinite(report["weighted_drift"])
+    judged = evaluate(instance, drift_cursor)  # no retraining: nothing waits for one
+    assert judged.run_requests == [] and judged.skip_reason.skip_message == "no drift report says retrain"
+    waiting = rescore(instance)
+    assert waiting.run_requests == []  # the history has not changed since it was scored
+
+    _land_days(monitored, "gap", HISTORY_DAYS, 1)
+    assert monitored["run_job"](defs, "preparation_job", instance).success
+    arrived = rescore(instance, waiting.cursor)
+    [request] = [r for r in arrived.run_requests if r.partition_key == early]
+    assert request.run_key.startswith(f"rescore:{early}:") and request.job_name in (None, "monitoring_job")
+    again = monitoring.execute_in_process(partition_key=early, instance=instance, tags=request.tags)
+    meta = _materializations(instance, "batch_predictions", early)[0]
+    assert meta["rows_scored"].value == 72 and meta["rows_awaiting_history"].value == 0
+    report = again.output_for_node("drift_report")
+    assert report["rows_scored"] == 72 and report["reasons"] != ["not scored: waiting for history"]
+    assert all(r.partition_key != early for r in rescore(instance, arrived.cursor).run_requests)
+    monitored["rescored"] = report
+
+
+def test_drift_report_after_a_preparation_refresh_uses_the_champions_own_reference(monitored):
+    """The splits were rebuilt on more data by the previous test; the report is still judged
+    against the reference stored with the champion's version, not the refreshed test set."""
+    import polars as pl
+
+    from mlops_assets.defs.monitoring.reference import load_reference
+
+    defs, home = monitored["defs"], monitored["home"]
+    tracking = defs.resources["mlflow_tracking"]
+    champion = tracking.registry().alias_version("champion")
+    stored = load_reference(tracking, champion)
+    used = monitored["rescored"]["reference"]
+    assert used["version"] == champion == monitored["rescored"]["champion_version"]
+    assert used["recent_to"] == stored.describe(SPEC.timestamp)["recent_to"] and used["recent_rows"] == stored.recent.height
+    assert used["data_versions"] == stored.data_versions and used["data_versions"]["test_set"]
+    refreshed = pl.read_parquet(home / "storage" / "test_set.parquet").get_column(SPEC.timestamp)
+    assert str(refreshed.max()) > used["recent_to"]  # the refreshed test set reaches the new days
+    tags = tracking.registry().version_tags(champion)
+    assert tags["reference.uri"].startswith("runs:/") and tags["data_version.test_set"] == stored.data_versions["test_set"]
+
+
+def test_a_new_group_is_marked_served_by_the_fallback_and_alerted_once(monitored):
+    """A group the champion never saw: its rows with the 24 h lag are scored and marked
+    new_group (served by the fallback), its first day is never scorable (not awaited), it is named in both
+    assets' metadata and in one WARN alert, not again for the next batch."""
+    import json
+
+    import polars as pl
+
+    from mlops_assets.core import pyfunc_model
 
     defs, instance, home = monitored["defs"], monitored["instance"], monitored["home"]
-    resources = {**defs.resources, "drift": DriftSettings(prediction_reference_days=2, reference_rows=50)}
-    result = dg.materialize(
-        defs.assets, selection=[drift_report], partition_key=monitored["keys"]["calm"], instance=instance, resources=resources
-    )
-    report = result.output_for_node("drift_report")["reference"]
+    monitoring = defs.resolve_job_def("monitoring_job")
+    label = "Zone A/B (ö)"
+    key = _land_days(monitored, "newgroup", HISTORY_DAYS + 2, 2, extra={label: HISTORY_DAYS + 2})
+    result = monitoring.execute_in_process(partition_key=key, instance=instance)
+    scored = result.output_for_node("batch_predictions")
+    new = scored.filter(pl.col("new_group"))
+    assert set(new.get_column(SPEC.group).to_list()) == {label} and new.height == 24
+    assert set(scored.filter(~pl.col("new_group")).get_column("served_by").to_list()) == {"model"}
+    if hasattr(pyfunc_model, "served_by"):  # the router of core.pyfunc_model
+        assert set(new.get_column("served_by").to_list()) == {"fallback"}
+    meta = _materializations(instance, "batch_predictions", key)[0]
+    assert meta["new_groups"].value == [label] and meta["rows_before_group_history"].value == 24
+    assert meta["rows_awaiting_history"].value == 0  # its first day can never have the 24 h lag: nothing to wait for
+    assert result.output_for_node("drift_report")["new_groups"] == [label]
 
-    test_set = pl.read_parquet(home / "storage" / "test_set.parquet")
-    ts = pl.col(SPEC.timestamp)
-    newest = test_set.filter(ts > ts.max() - pl.duration(days=2))
-    assert 0 < newest.height < test_set.height  # the window really cuts the test set here
-    assert report["test_rows"] == newest.height
-    assert report["test_to"] == str(test_set.get_column(SPEC.timestamp).max())
-    assert report["test_from"] == str(newest.get_column(SPEC.timestamp).min())
-    train_rows = pl.scan_parquet(home / "storage" / "train_set.parquet").select(pl.len()).collect().item()
-    assert train_rows > 100 and report["training_rows"] <= 2 * 50
-    # the defaults keep the whole (short) test set of this small history
-    assert monitored["reports"]["calm"]["reference"]["test_rows"] == test_set.height
+    later = _land_days(monitored, "newgroup_next", HISTORY_DAYS + 4, 1, extra={label: HISTORY_DAYS + 4})
+    monitoring.execute_in_process(partition_key=later, instance=instance)
+    assert _materializations(instance, "batch_predictions", later)[0]["new_groups"].value == [label]
+    records = [json.loads(line) for line in (home / "alerts.log").read_text().splitlines()]
+    alerts = [r for r in records if r.get("key") == f"new_group:{label}"]
+    assert len(alerts) == 1 and alerts[0]["severity"] == "WARN" and label in alerts[0]["title"]
 
 
 def test_monitoring_follows_the_champion_alias_when_it_moves(monitored):
@@ -140,24 +278,3 @@ def test_monitoring_follows_the_champion_alias_when_it_moves(monitored):
     inputs[SPEC.timestamp] = inputs[SPEC.timestamp].dt.tz_convert("UTC").dt.tz_localize(None)
     expected = np.asarray(mlflow.pyfunc.load_model(registry.model_uri(other)).predict(inputs), float)
     np.testing.assert_allclose(scored.get_column("prediction").to_numpy(), expected, rtol=1e-9)
-
-
-def test_a_batch_with_no_scored_rows_is_judged_as_nothing_to_judge_without_warnings(monitored):
-    """A batch a month after the history: no row has the lags it needs, so nothing is scored;
-    the drift report says so, asks for no retraining and computes nothing on empty arrays."""
-    import warnings
-
-    from mlops_assets.runner import ingest_landed
-
-    defs, instance, home = monitored["defs"], monitored["instance"], monitored["home"]
-    day = DEFAULT_START + timedelta(days=HISTORY_DAYS + 30)
-    [late] = write_batches(SPEC, SimulationConfig(start=day, days=1, groups=3, defects=False), home / "landing" / "late")
-    late.rename(home / "landing" / "late.csv")
-    [key] = [k for k in ingest_landed(defs, instance).succeeded if k.startswith("late")]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = defs.resolve_job_def("monitoring_job").execute_in_process(partition_key=key, instance=instance)
-    report = result.output_for_node("drift_report")
-    assert result.output_for_node("batch_predictions").height == 0
-    assert not report["retrain"] and report["reasons"] == ["no rows scored: nothing to judge"] and report["rows_scored"] == 0
-    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
