@@ -127,23 +127,19 @@ def promote(version: str, force: bool, reason: str) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind address (loopback by default).")
 @click.option("--port", default=5001, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
-    """Serve `models:/<name>@champion` with `mlflow models serve`."""
-    import os
-
+@click.option("--reload-seconds", default=30.0, show_default=True, type=float, help="How often to look for a new champion (0: never).")
+def serve(host: str, port: int, reload_seconds: float) -> None:
+    """Serve `models:/<name>@champion` (MLflow's /invocations protocol) behind request checks:
+    a missing or null required feature, a value outside the spec's range, a wrong type or an
+    empty group label gets HTTP 400 naming the column and the row; a group the champion never
+    learned is forecast by the group fallback, and the response says so per row."""
     from mlops_assets.definitions import build_resources
-    from mlops_assets.serving import serve_command
+    from mlops_assets.server import serve as run_server
 
-    tracking = build_resources()["mlflow_tracking"]
-    # mlflow starts uvicorn by name: the virtualenv's bin must be on PATH.
-    bin_dir = os.path.dirname(sys.executable)
-    env = {
-        **os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri, "MLFLOW_REGISTRY_URI": tracking.tracking_uri,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    command = serve_command(f"models:/{tracking.registered_model}@champion", host, port)
-    click.echo(" ".join(command))
-    os.execvpe(command[0], command, env)
+    resources = build_resources()
+    tracking = resources["mlflow_tracking"]
+    click.echo(f"serving models:/{tracking.registered_model}@champion on http://{host}:{port}")
+    run_server(tracking.tracking_uri, tracking.registered_model, resources["dataset"].load(), host, port, reload_seconds)
 
 
 if __name__ == "__main__":

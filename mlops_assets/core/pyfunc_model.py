@@ -46,8 +46,45 @@ def _forecast_model_class() -> type:
     return ForecastModel
 
 
+def _logged_forecaster(pyfunc_model: Any) -> Any:
+    """What the pyfunc wrapper predicts with: a `GroupRouter` for a grouped model logged since
+    the group fallback, the bare forecaster otherwise. Takes a loaded pyfunc model or the
+    `ForecastModel` itself."""
+    python_model = pyfunc_model.unwrap_python_model() if hasattr(pyfunc_model, "unwrap_python_model") else pyfunc_model
+    return python_model.forecaster
+
+
+def _router(pyfunc_model: Any) -> Any:
+    from mlops_assets.core.models.fallback import GroupRouter
+
+    forecaster = _logged_forecaster(pyfunc_model)
+    return forecaster if isinstance(forecaster, GroupRouter) else None
+
+
 def load_forecaster(model_uri: str):
-    """The fitted forecaster behind a logged model (for re-training and explanations)."""
+    """The fitted primary forecaster behind a logged model (for re-training, mitigation and
+    explanations): the model itself, never the group fallback around it."""
     import mlflow.pyfunc
 
-    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().forecaster
+    from mlops_assets.core.models.fallback import primary_of
+
+    return primary_of(_logged_forecaster(mlflow.pyfunc.load_model(model_uri)))
+
+
+def served_by(pyfunc_model: Any, frame: Any):
+    """numpy array of "model" / "fallback" per row of `frame`: which part of the logged model
+    forecasts it. All "model" for a single series or a model logged without a group fallback."""
+    import numpy as np
+    import pandas as pd
+
+    router = _router(pyfunc_model)
+    if router is None:
+        return np.full(len(frame), "model", dtype=object)
+    return router.served_by(pd.DataFrame(frame)).astype(object)
+
+
+def known_groups(pyfunc_model: Any) -> list[str] | None:
+    """The groups the model forecasts itself (the rest go to the fallback); None for a single
+    series or a model logged without a group fallback."""
+    router = _router(pyfunc_model)
+    return None if router is None else list(router.known)

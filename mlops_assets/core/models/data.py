@@ -66,6 +66,7 @@ class ModelData:
     train_rows_available: int = 0  # training rows before `max_train_rows` (len(train) = rows used)
     frequency: timedelta | None = None  # the data's step (None: hourly)
     temperature: str | None = None  # the spec's temperature column: degree days when set
+    target: str | None = None  # the spec's target column (its lags are named after it)
 
     def train_and_validation(self) -> Split:
         """What the registered model is refitted on (the test split stays untouched)."""
@@ -150,4 +151,5 @@ def model_data(train: pl.DataFrame | pl.LazyFrame, validation: pl.DataFrame, tes
         train_rows_available=available,
         frequency=spec.frequency_delta,
         temperature=getattr(spec, "temperature_column", None),
+        target=spec.target.column,
     )

@@ -162,7 +162,7 @@ def train_lstm(
     forecaster.model = model
     losses = history.history
     best_epoch = int(np.argmin(losses["val_loss"])) + 1
-    forecaster.fit_info = {**fit_record(data.train, "train"), "best_epoch": best_epoch}
+    forecaster.fit_info = {**fit_record(data.train, "train"), "best_epoch": best_epoch, "rows_learned_from": int(len(rows))}
     extra = {
         "epochs_run": len(losses["loss"]),
         "best_epoch": best_epoch,

@@ -37,6 +37,7 @@ def _train_and_log(kind: str, context, splits: dict[str, pl.DataFrame | pl.LazyF
     refit (what is logged and registered), next to both baselines on the same test rows."""
     from mlops_assets.core.models.data import model_data
     from mlops_assets.core.models.evaluation import baseline_table, evaluate, refit
+    from mlops_assets.core.models.fallback import with_group_fallback
     from mlops_assets.core.models.sequence import train_lstm
     from mlops_assets.core.models.tabular import train_linear, train_xgboost
 
@@ -55,9 +56,11 @@ def _train_and_log(kind: str, context, splits: dict[str, pl.DataFrame | pl.LazyF
         forecaster, search, extra = (train_xgboost if kind == "xgboost" else train_linear)(data, config)
         params = search.best_params
     final = refit(forecaster, data, config)
+    extra = {**extra, "refit_rows": final.fit_info["rows"], "degree_day_balance": _balance(final)}
+    # Scored as served: rows of groups a fit does not know go to its group fallback.
+    forecaster, final = (with_group_fallback(f, data, config.seed) for f in (forecaster, final))
     fit_seconds = time.perf_counter() - started
     evaluation = evaluate(forecaster, data, final=final)
-    extra = {**extra, "refit_rows": final.fit_info["rows"], "degree_day_balance": _balance(final)}
     asset = f"{kind}_model"
     with mlflow_tracking.start_run(context, asset, run_name=f"{kind}-{context.run_id[:8]}") as run:
         info = log_candidate(

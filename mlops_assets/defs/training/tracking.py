@@ -58,14 +58,22 @@ def run_provenance(config: TrainingConfig, data_versions: dict[str, str]) -> tup
     return params, tags
 
 
-def log_model(forecaster: Any, data: ModelData) -> Any:
-    """Log the forecaster as a pyfunc with signature and input example; returns ModelInfo."""
+def log_model(forecaster: Any, data: ModelData, seed: int = 0) -> Any:
+    """Log the forecaster as a pyfunc with signature and input example; returns ModelInfo. This
+    is the one place models are logged (candidates and the fair model): a grouped model is
+    logged with its group fallback (`core/models/fallback.py`), and the groups it knows and the
+    fallback's rule are recorded in the run."""
     import joblib
     import mlflow
     from mlflow.models import infer_signature
 
+    from mlops_assets.core.models.fallback import GroupRouter, with_group_fallback
     from mlops_assets.core.pyfunc_model import PIP_PACKAGES, ForecastModel
 
+    forecaster = with_group_fallback(forecaster, data, seed)
+    if isinstance(forecaster, GroupRouter):
+        mlflow.log_dict(_fallback_record(forecaster), "group_fallback.json")
+        mlflow.set_tags({"group_fallback": "true", "known_groups": str(len(forecaster.known))})
     example = data.test.X.head(48).reset_index(drop=True)
     signature = infer_signature(example, forecaster.predict(example))
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,6 +87,16 @@ def log_model(forecaster: Any, data: ModelData) -> Any:
             input_example=example.head(5),
             pip_requirements=pip_requirements(PIP_PACKAGES),
         )
+
+
+def _fallback_record(router: Any) -> dict[str, Any]:
+    from mlops_assets.core.models.fallback import KNOWN_MIN_HOURS
+
+    return {
+        "known_groups": list(router.known), "known_min_rows": router.min_rows,
+        "rule": f"a group is known with at least {KNOWN_MIN_HOURS:g} h of rows ({router.min_rows} rows) in the rows the model was fitted on; other groups are served by the fallback",
+        "fallback": router.fallback.fit_info,
+    }
 
 
 GROUP_METRICS = ("rmse", "mae", "mape", "mase", "skill")
@@ -138,4 +156,4 @@ def log_candidate(
         log_table(baseline_table(evaluation["test_comparison"], kind), "test_vs_baselines.csv")
     details = {**extra, "fit_info": getattr(forecaster, "fit_info", {}), "mase_scales": evaluation.get("mase_scales")}
     mlflow.log_text(json.dumps(details, default=str, indent=1), "training_details.json")
-    return log_model(forecaster, data)
+    return log_model(forecaster, data, config.seed)

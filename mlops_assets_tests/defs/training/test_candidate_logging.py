@@ -85,6 +85,12 @@ def test_awkward_group_labels_are_logged_under_safe_keys_with_the_mapping(mlflow
     assert sorted(by_group["group"].to_list()) == sorted(AWKWARD)  # tables keep the labels as they are
     row = evaluation["test_by_group"].filter(pl.col("group") == "R&D <1>").row(0, named=True)
     assert metrics[f"test_group_skill/{safe_key('R&D <1>')}"] == pytest.approx(row["skill"])
+    # Logged with the group fallback: the groups the model serves itself, and the rule.
+    import json
+
+    record = json.loads(open(client.download_artifacts(run_id, "group_fallback.json", str(tmp_path))).read())
+    assert record["known_groups"] == sorted(AWKWARD) and record["known_min_rows"] == 168
+    assert client.get_run(run_id).data.tags["group_fallback"] == "true"
 
 
 def test_a_single_series_run_has_skill_mase_and_both_baselines_recomputed_from_the_split(mlflow_store, tmp_path):
@@ -98,6 +104,7 @@ def test_a_single_series_run_has_skill_mase_and_both_baselines_recomputed_from_t
     metrics = run.data.metrics
     assert "test_group_mae/all" in metrics and not any("<all>" in k for k in metrics)
     assert run.data.tags["fitted_on"] == "train+validation"
+    assert "group_fallback" not in run.data.tags  # a single series is logged as it is
 
     frame = test.sort(spec.timestamp)
     y = frame[spec.target.column].to_numpy()
