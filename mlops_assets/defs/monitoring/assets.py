@@ -22,7 +22,7 @@ PREDICTION = "prediction"
 SINGLE_SERIES = "single series: no groups to compare"
 WAITING_FOR_HISTORY = "not scored: waiting for history"
 EMPTY_BATCH = "not scored: the batch has no rows"
-NEW_GROUP_ROWS = "not scored: only a new group's first rows (no earlier history exists for their lags)"
+NEW_GROUP_ROWS = "not scored: only a group's first rows (no earlier history exists for their lags)"
 # Each new batch once, after its clean data and the history passed their blocking checks.
 per_batch_condition = dg.AutomationCondition.on_missing() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
@@ -44,9 +44,9 @@ def latest_storage_id(instance: dg.DagsterInstance, asset: str, partition: str |
     return records[0].storage_id if records else None
 
 
-def _batch_features(clean_load: pl.DataFrame, load_history: pl.LazyFrame, spec) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(features of the batch's rows built on top of only the history window its lags need, so
-    the cost does not grow with history, rows without the required history left out; that window)."""
+def _batch_features(clean_load: pl.DataFrame, load_history: pl.LazyFrame, spec) -> pl.DataFrame:
+    """Features of the batch's rows built on top of only the history window its lags need (so
+    the cost does not grow with history); rows without the required history are left out."""
     from mlops_assets.core.features import batch_features, lookback_hours
 
     ts = pl.col(spec.timestamp)
@@ -55,24 +55,26 @@ def _batch_features(clean_load: pl.DataFrame, load_history: pl.LazyFrame, spec) 
     window = load_history.filter((ts >= start - lookback) & (ts < start)) if start is not None else load_history.head(0)
     if spec.group:
         window = window.filter(pl.col(spec.group).is_in(clean_load.get_column(spec.group).unique().implode()))
-    window = window.collect()
-    return batch_features(window, clean_load, spec), window
+    return batch_features(window.collect(), clean_load, spec)
 
 
-def _rows_before_group_history(clean_load: pl.DataFrame, features: pl.DataFrame, window: pl.DataFrame, new_groups: list[str], spec) -> int:
-    """Unscored rows of new groups whose required lag reaches back before the group's first
-    row: no history can ever arrive for them (a new group's first day), so they do not await it."""
+def _rows_before_group_history(clean_load: pl.DataFrame, features: pl.DataFrame, load_history: pl.LazyFrame, spec) -> int:
+    """Unscored rows whose required lag reaches back before their group's first row (in the
+    history or the batch): no history can ever arrive for them (a group's first day), so they
+    do not await it. Only the timestamp and group columns of the history are read."""
     from mlops_assets.core.features import required_lag_hours
 
-    if not new_groups:
-        return 0
-    group, ts = pl.col(spec.group).cast(pl.String), pl.col(spec.timestamp)
     keys = clean_load.select(spec.key_columns)
-    unscored = keys.join(features.select(spec.key_columns), on=spec.key_columns, how="anti").filter(group.is_in(new_groups))
-    seen = pl.concat([window.select(spec.key_columns), keys], how="vertical_relaxed")
-    first = seen.group_by(group.alias("__group")).agg(ts.min().alias("__first"))
+    unscored = keys.join(features.select(spec.key_columns), on=spec.key_columns, how="anti")
+    if unscored.height == 0:
+        return 0
+    ts = pl.col(spec.timestamp)
+    by = [pl.col(spec.group).cast(pl.String).alias("__group")] if spec.group else [pl.lit("all").alias("__group")]
+    firsts = [load_history.select(spec.key_columns).collect(), keys]
+    seen = pl.concat([f.select(*by, ts.alias("__ts")) for f in firsts], how="vertical_relaxed")
+    first = seen.group_by("__group").agg(pl.col("__ts").min().alias("__first"))
     lag = timedelta(hours=required_lag_hours(spec))
-    rows = unscored.with_columns(group.alias("__group")).join(first, on="__group")
+    rows = unscored.with_columns(*by).join(first, on="__group")
     return rows.filter(ts - lag < pl.col("__first")).height
 
 
@@ -136,15 +138,16 @@ def _alert_new_groups(context, groups: list[str], out: pl.DataFrame, spec, versi
 def batch_predictions(context: dg.AssetExecutionContext, clean_load: pl.DataFrame, load_history: pl.LazyFrame, dataset: DatasetSpecResource, mlflow_tracking: MlflowTracking, alerts: AlertChannels):
     """The champion's forecast for every row of the batch whose required history (the shortest
     target lag) is present, with the actuals where the batch has them; the other rows await
-    their history and are scored when it arrives (`rescore_sensor`), except a new group's rows
-    from before its first row plus that lag (`rows_before_group_history`). Per row: `served_by`
+    their history and are scored when it arrives (`rescore_sensor`), except rows whose lag
+    reaches back before their group's first row (`rows_before_group_history`: a group's first
+    day can never be scored). Per row: `served_by`
     ("model" or the group-agnostic "fallback") and `new_group` (a group the champion was not
     trained on; each new group is named here and in one WARN alert)."""
     from mlops_assets.core.metrics import regression_metrics
 
     spec = dataset.load()
     history_id = latest_storage_id(context.instance, "load_history")
-    features, window = _batch_features(clean_load, load_history, spec)
+    features = _batch_features(clean_load, load_history, spec)
     version, model = _champion(mlflow_tracking)
     inputs = pandas_inputs(features, spec) if features.height else None
     predictions = np.asarray(model.predict(inputs), float) if features.height else np.zeros(0)
@@ -156,7 +159,7 @@ def batch_predictions(context: dg.AssetExecutionContext, clean_load: pl.DataFram
     )
     new_groups = _new_groups(clean_load, known, spec)
     _alert_new_groups(context, new_groups, out, spec, version, alerts)
-    never = _rows_before_group_history(clean_load, features, window, new_groups, spec)
+    never = _rows_before_group_history(clean_load, features, load_history, spec)
     actual = pl.col(spec.target.column)
     labelled = out.filter(actual.is_not_null() & actual.cast(pl.Float64).is_not_nan())
     realized = regression_metrics(labelled.get_column(spec.target.column).to_numpy(), labelled.get_column(PREDICTION).to_numpy()) if labelled.height else {}
