@@ -22,8 +22,11 @@ install: $(STAMP)
 demo: install  ## set up, land demo data, run the main job on the embedded default
 	$(BIN)/mlops-assets demo
 
+# Two workers (one per core here), whole files per worker: a module's trained platform is built once.
+PYTEST_WORKERS ?= 2
+
 test: install  ## set up and run the whole suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 AUDIT_IGNORE := .ci/pip-audit-ignore.txt
 
