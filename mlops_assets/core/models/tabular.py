@@ -37,6 +37,8 @@ _OFF_DAY = ("is_weekend", "is_holiday")
 # Ridge's time-of-day slots are at least this wide: 48 a day at most, so the one-hot design
 # matrix of 5- or 15-minute data stays as narrow as that of half-hourly data.
 MIN_SLOT_MINUTES = 30.0
+# Scaled inputs of ridge and the LSTM are bounded to this many training SDs.
+MAX_SCALED = 10.0
 
 
 def fit_balance(
@@ -156,7 +158,7 @@ class ForecastDesign(TransformerMixin, BaseEstimator):
         from sklearn.compose import ColumnTransformer
         from sklearn.impute import SimpleImputer
         from sklearn.pipeline import Pipeline
-        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+        from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
         has_temperature = bool(self.temperature) and self.temperature in X.columns and y is not None
         groups = X[self.group].to_numpy() if self.group and self.group in X.columns else None
@@ -167,6 +169,10 @@ class ForecastDesign(TransformerMixin, BaseEstimator):
             Pipeline([
                 ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
                 ("scale", StandardScaler()),
+                # A column nearly constant in training (a degree-day slot of a mild season) would put a
+                # cold test hour thousands of SDs out and a linear model with it: bound the extrapolation.
+                ("bound", FunctionTransformer(np.clip, kw_args={"a_min": -MAX_SCALED, "a_max": MAX_SCALED},
+                                              feature_names_out="one-to-one")),
             ])
             if self.scale else "passthrough"
         )

@@ -159,3 +159,16 @@ def test_chunked_prediction_equals_whole_frame_prediction(data):
     whole = forecaster.predict(data.test.X)
     assert len(data.test) > 7
     assert np.array_equal(forecaster.predict(data.test.X, chunk_rows=7), whole)
+
+
+def test_scaled_inputs_are_bounded_so_ridge_cannot_extrapolate_wildly(data):
+    from mlops_assets.core.models.tabular import MAX_SCALED, train_linear
+
+    forecaster, _, _ = train_linear(data, FAST)
+    prep = forecaster.pipeline.named_steps["prep"]
+    X = data.test.X[forecaster.feature_columns].head(5).copy()
+    typical = forecaster.predict(X)
+    X[data.numeric[0]] = 1e9  # far outside anything seen in training
+    assert np.abs(prep.transform(X)).max() <= MAX_SCALED
+    wild = forecaster.predict(X)
+    assert np.isfinite(wild).all() and np.abs(wild - typical).max() < 100 * np.abs(data.train.y).max()
