@@ -22,7 +22,12 @@ def record(section: str, **counts: Any) -> None:
     MEASURED.setdefault(section, {}).update(counts)
     print(f"[reliability] {section}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
     path = report_path()
-    path.write_text(json.dumps(MEASURED, indent=2, default=str))
+    # Test workers (pytest-xdist) each hold their own sections: merge into what the others wrote.
+    try:
+        written = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        written = {}
+    path.write_text(json.dumps({**written, **MEASURED}, indent=2, default=str))
 
 
 def summary_lines() -> list[str]:
