@@ -24,9 +24,12 @@ demo: install  ## set up, land demo data, run the main job on the embedded defau
 
 # Two workers (one per core here), whole files per worker: a module's trained platform is built once.
 PYTEST_WORKERS ?= 2
+# The kill -9 tests time their kills against a running training: they run alone, after the rest.
+CRASH_TESTS := mlops_assets_tests/reliability/test_crashes.py
 
 test: install  ## set up and run the whole suite
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore=$(CRASH_TESTS)
+	$(BIN)/python -m pytest $(CRASH_TESTS)
 
 AUDIT_IGNORE := .ci/pip-audit-ignore.txt
 
