@@ -1,10 +1,33 @@
 import os
+import tempfile
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
+# Every test that trains the LSTM on the demo shapes compiles the same XLA programs: compile once
+# per machine (workers and CLI subprocesses inherit these), not once per training.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "mlops_assets_jax_cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+from hypothesis import HealthCheck, Phase  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+# Property tests (core/test_properties_*.py): a bounded example count, derandomized (the same
+# examples on every run and in any test order), no example database. HYPOTHESIS_PROFILE=deep
+# draws many random examples when hunting a bug (a failure prints its reproduction blob).
+# Under mutmut (MUTANT_UNDER_TEST set) the suite's examples without shrinking: a mutant is
+# killed by the first failing example, not after minutes of shrinking it.
+_PROPERTY_DEFAULTS = dict(deadline=None, database=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.register_profile("suite", max_examples=30, derandomize=True, **_PROPERTY_DEFAULTS)
+hypothesis_settings.register_profile("deep", max_examples=1000, **_PROPERTY_DEFAULTS)
+hypothesis_settings.register_profile(
+    "mutation", parent=hypothesis_settings.get_profile("suite"), phases=(Phase.explicit, Phase.generate), report_multiple_bugs=False
+)
+_MUTATING = "mutation" if os.environ.get("MUTANT_UNDER_TEST") else "suite"
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _MUTATING))
 
 
 @pytest.fixture

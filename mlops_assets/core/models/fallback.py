@@ -32,6 +32,9 @@ KNOWN_MIN_HOURS = 168.0
 FALLBACK_MAX_ROWS = 200_000  # the newest fitted rows the fallback learns from
 PARTIAL_SHARE = 0.25  # share of rows copied with only the shortest history
 RATIO_LIMIT = 10.0  # |target / level| beyond this is a broken row, not a pattern to learn
+# Below this many rows, OpenMP threads only add synchronisation: one thread fits 7x faster on 1k
+# rows (1.3 s against 9.7 s with two threads on a busy two-core machine).
+SINGLE_THREAD_ROWS = 50_000
 _WINDOW = re.compile(r"_(\d+(?:\.\d+)?)(h|min)$")
 
 
@@ -146,9 +149,16 @@ def fit_fallback(X: pd.DataFrame, y: np.ndarray, roles: ColumnRoles, seed: int =
     )
     if keep.sum() < 2:
         raise ValueError("the group fallback needs rows with a target and target history")
-    fallback.model = model.fit(design[keep], ratio[keep])
+    with _threads_for(int(keep.sum())):
+        fallback.model = model.fit(design[keep], ratio[keep])
     fallback.fit_info = {"rows": int(len(X)), "partial_history_rows": int(len(extra)), "rows_used": int(keep.sum())}
     return fallback
+
+
+def _threads_for(rows: int):
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1 if rows < SINGLE_THREAD_ROWS else None, user_api="openmp")
 
 
 @dataclass
