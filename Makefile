@@ -7,7 +7,7 @@ MLOPS_HOME ?= $(CURDIR)/.mlops
 export MLOPS_HOME
 export KERAS_BACKEND ?= jax
 
-.PHONY: install demo test audit ui mlflow-ui bench lint clean
+.PHONY: install demo test mutation mutation-fast audit ui mlflow-ui bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ CRASH_TESTS := mlops_assets_tests/reliability/test_crashes.py
 test: install  ## set up and run the whole suite
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore=$(CRASH_TESTS)
 	$(BIN)/python -m pytest $(CRASH_TESTS)
+
+# Mutation testing (mutmut) of the decision modules, one module at a time: docs/mutation.md.
+# MODULES=name,... runs some of them (names in .ci/mutation.py). Niced: it shares the cores.
+mutation: install  ## mutmut over every decision module; refreshes docs/mutation.md; fails on an unexplained survivor
+	nice -n 10 $(BIN)/python .ci/mutation.py $(if $(MODULES),--modules $(MODULES))
+
+mutation-fast: install  ## the CI subset: promotion rules and actions, the landing zone
+	nice -n 10 $(BIN)/python .ci/mutation.py --fast
 
 AUDIT_IGNORE := .ci/pip-audit-ignore.txt
 
