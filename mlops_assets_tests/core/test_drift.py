@@ -1,4 +1,5 @@
 import numpy as np
+import polars as pl
 import pytest
 from scipy import stats
 
@@ -54,3 +55,41 @@ def test_retrain_verdict_and_root_causes():
     assert not calm["retrain"]
     worse = retrain_verdict([], importance, 11.5, 10.0, DriftConfig())
     assert worse["retrain"] and "realized MAE" in worse["reasons"][0]
+
+
+def test_feature_drift_needs_both_psi_and_a_material_shift_and_skips_what_cannot_be_compared():
+    from mlops_assets.core.drift import feature_drift, ks_and_wasserstein
+    from mlops_assets.core.profile import categorical_profile, numeric_profile
+
+    ref = RNG.normal(0, 1, 2000)
+    wide = np.r_[ref, [1000.0] * 5]  # a few huge values: a reference SD of ~50
+    shifted = ref[:500] + 1.0
+    profile = {"columns": {
+        "x": numeric_profile(pl.Series(ref), 10), "w": numeric_profile(pl.Series(wide), 10), "c": categorical_profile(pl.Series(["a", "b"] * 50)),
+        "only_reference": numeric_profile(pl.Series(ref), 10), "no_values": numeric_profile(pl.Series(ref), 10),
+    }}  # fmt: skip
+    reference = {"x": ref, "w": wide, "c": np.array(["a", "b"] * 50), "only_reference": ref, "no_values": ref}
+    current = {"x": np.r_[shifted, np.nan, np.inf], "w": shifted, "c": np.array(["c"] * 50), "no_values": np.array([np.nan]), "unprofiled": shifted}
+    rows = {r["feature"]: r for r in feature_drift(profile, reference, current, DriftConfig())}
+    assert list(rows) == ["x", "w", "c"]
+    d, p, w = ks_and_wasserstein(ref, shifted)
+    assert (rows["x"]["ks"], rows["x"]["ks_pvalue"], rows["x"]["wasserstein"], rows["x"]["score"]) == (d, p, w, w)
+    assert rows["x"]["psi"] == psi(profile["columns"]["x"]["bin_fractions"], shifted, profile["columns"]["x"]["bin_edges"])
+    assert rows["x"]["drifted"] and rows["x"]["psi"] > 0.2 and w > 0.25
+    assert rows["w"]["psi"] > 0.2 and rows["w"]["wasserstein"] < 0.25 and not rows["w"]["drifted"]
+    assert rows["c"]["kind"] == "categorical" and rows["c"]["drifted"] and rows["c"]["score"] == rows["c"]["js"] > 0.1
+
+
+def test_retrain_verdict_caps_a_score_at_ten_sds_and_ranks_five_root_causes():
+    rows = [{"feature": f"f{i}", "score": float(i), "drifted": False} for i in range(7)] + [{"feature": "wild", "score": 50.0, "drifted": True}]
+    importance = {**{f"f{i}": 0.01 for i in range(7)}, "wild": 0.1}
+    verdict = retrain_verdict(rows, importance, 5.0, 0.0, DriftConfig(top_k=1, weighted_threshold=1.5))
+    assert verdict["weighted_drift"] == pytest.approx(0.1 * 10 + 0.01 * sum(range(7)))
+    assert verdict["top_features"] == ["wild"] and verdict["reasons"] == ["top-1 feature(s) drifted: ['wild']"]
+    assert [c["feature"] for c in verdict["root_causes"]] == ["wild", "f6", "f5", "f4", "f3"]
+    assert verdict["root_causes"][0] == {"feature": "wild", "drift": 50.0, "importance": 0.1, "rank_score": 5.0}
+    within = retrain_verdict([], {}, 10.99, 10.0, DriftConfig(realized_mae_tolerance=0.10))
+    assert not within["retrain"] and within["reasons"] == ["no retrain trigger fired"]
+    assert retrain_verdict([], {}, 11.01, 10.0, DriftConfig(realized_mae_tolerance=0.10))["retrain"]
+    heavy = retrain_verdict([{"feature": "a", "score": 3.0, "drifted": False}], {"a": 0.1}, None, None, DriftConfig(weighted_threshold=0.25))
+    assert heavy["reasons"] == ["importance-weighted drift 0.300 > 0.25"]

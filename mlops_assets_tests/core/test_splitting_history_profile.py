@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import polars as pl
 import pytest
@@ -31,9 +33,35 @@ def test_time_order_rule_catches_overlap_and_empty_split():
     assert not split_is_time_ordered(frame, frame.head(0), frame, TS)[0]
 
 
+def test_time_order_rule_is_strict_and_names_the_ranges():
+    frame = hourly_frame(SPEC, ["A"], 30)
+    train, validation, test = frame.slice(0, 10), frame.slice(10, 10), frame.slice(20, 10)
+    ok, text = split_is_time_ordered(train, validation, test, TS)
+    ranges = ", ".join(f"{n} {p.get_column(TS).min()} .. {p.get_column(TS).max()}" for n, p in zip(("train", "validation", "test"), (train, validation, test)))
+    assert ok and text == f"time-ordered: {ranges}"
+    assert not split_is_time_ordered(frame.slice(0, 11), validation, test, TS)[0]  # a shared first validation hour
+    assert not split_is_time_ordered(train, frame.slice(10, 11), test, TS)[0]  # a shared first test hour
+    assert not split_is_time_ordered(train, frame.slice(10, 12), test, TS)[0]  # validation reaches into test
+
+
 def test_too_little_data_to_split():
     with pytest.raises(SplitError, match="land more history"):
         time_split(hourly_frame(SPEC, ["A"], 2), SPEC)
+
+
+def test_three_timestamps_are_enough_for_one_in_each_part():
+    """The smallest split there is: train, validation and test one timestamp each (both groups)."""
+    spec = replace(SPEC, train_fraction=0.34, validation_fraction=0.33)
+    train, validation, test, _ = time_split(hourly_frame(SPEC, ["A", "B"], 3), spec)
+    assert [part.get_column(TS).n_unique() for part in (train, validation, test)] == [1, 1, 1]
+    assert [part.height for part in (train, validation, test)] == [2, 2, 2]
+
+
+def test_shares_that_leave_no_test_period_are_refused_not_an_index_error():
+    """Spec validation forbids it; a spec built in code without validation must still be refused."""
+    no_test = replace(SPEC, train_fraction=0.5, validation_fraction=0.5)
+    with pytest.raises(SplitError, match="test 0%"):
+        time_split(hourly_frame(SPEC, ["A"], 10), no_test)
 
 
 def test_merge_latest_batch_wins_and_version_follows_content():
