@@ -96,7 +96,10 @@ def test_xgboost_beats_a_naive_lag_forecast(data):
     model_rmse = regression_metrics(data.test.y, forecaster.predict(data.test.X))["rmse"]
     naive_rmse = regression_metrics(data.test.y, data.test.X["load_mw_lag_24h"].to_numpy())["rmse"]
     assert model_rmse < naive_rmse
-    assert search.cv_results.height == FAST.xgboost_iterations and extra["best_iteration"] >= 0
+    assert search.cv_results.height == FAST.xgboost_iterations
+    # early stopping keeps the round with the lowest validation RMSE, and the forecaster records it
+    curve = forecaster.pipeline.named_steps["model"].evals_result()["validation_0"]["rmse"]
+    assert extra["best_iteration"] == forecaster.fit_info["best_iteration"] == int(np.argmin(curve))
 
 
 def test_training_row_cap_keeps_the_newest_whole_hours_of_every_group():

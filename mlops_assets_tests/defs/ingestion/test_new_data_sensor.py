@@ -47,7 +47,7 @@ def test_one_run_request_per_new_file(defs, instance, landing_dir):
     assert len(keys) == 2 and len(set(keys)) == 2
     assert [r.run_key for r in result.run_requests] == keys
     assert set(instance.get_dynamic_partitions(BATCHES)) == set(keys)
-    assert all(r.job_name in (None, "ingestion_job") for r in result.run_requests)
+    assert [r.job_name or new_data_sensor.job_name for r in result.run_requests] == ["ingestion_job", "ingestion_job"]
     assert launch(defs, instance, result) == [True, True]
 
     land(landing_dir, "day3.csv", start_hour=48)

@@ -1,6 +1,6 @@
 """A batch without drift leads to no retraining request; a batch simulated with `--drift`
 on temperature is flagged, the sensor requests retraining once, and that run ends in a
-new champion or a recorded refusal."""
+new champion (v2). The later steps of the story are module fixtures chained in order."""
 
 from datetime import timedelta
 
@@ -14,6 +14,9 @@ from mlops_assets_tests.pipeline import land, local_platform
 
 SPEC = load_spec()
 HISTORY_DAYS = 40
+# What the training that drift_sensor requests decides, as (action, version) history entries:
+# v2, trained on the history with the hot days, is no worse than v1 on the same test rows.
+DRIFT_RETRAINING_DECISION = [("approve", "2"), ("promote", "2")]
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +64,29 @@ def test_drifted_batch_is_flagged_with_temperature_as_a_root_cause(monitored):
     temperature = next(r for r in hot["features"] if r["feature"] == "temperature_c")
     assert temperature["drifted"] and temperature["psi"] > 0.2 and temperature["wasserstein"] > 0.25
     assert "temperature_c" in [c["feature"] for c in hot["root_causes"]]
-    assert hot["prediction_drift"]["psi"] >= 0 and hot["realized_mae"] is not None
-    mat = monitored["instance"].get_latest_materialization_event(dg.AssetKey("drift_report")).asset_materialization
-    assert mat.metadata["psi/temperature_c"].value > 0.2 and mat.metadata["retrain_flag"].value == 1
+    # 15 °C hotter in February: far less heating, so the forecasts themselves move; the calm
+    # re-delivery of the champion's own test days leaves them where they were.
+    calm = monitored["reports"]["calm"]
+    assert hot["prediction_drift"]["psi"] > 0.2 > 0.05 > calm["prediction_drift"]["psi"], (hot["prediction_drift"], calm["prediction_drift"])
+    # the realized error is the batch's MAE over its labelled, scored rows
+    import polars as pl
+
+    scored = pl.read_parquet(monitored["home"] / "storage" / "batch_predictions" / f"{monitored['keys']['hot']}.parquet")
+    errors = (scored.get_column(SPEC.target.column) - scored.get_column("prediction")).abs().drop_nulls()
+    assert errors.len() == 3 * 24 * 5 and hot["realized_mae"] == pytest.approx(errors.mean(), rel=1e-9)
+    meta = _materializations(monitored["instance"], "drift_report", monitored["keys"]["hot"])[0]
+    assert meta["psi/temperature_c"].value > 0.2 and meta["retrain_flag"].value == 1
 
 
-def test_drift_report_compares_with_the_champions_bounded_reference(monitored):
-    """The per-batch cost must not grow with the history: the reference stored with the version
-    holds at most `reference_rows` training rows and the newest `prediction_reference_days` of
-    its test rows with its own forecast; drift_report compares with exactly that."""
+# The later steps of the story, each a module fixture on the step before it: whichever test asks
+# first, the steps run once and in this order (bounded reference -> drift retraining -> a batch
+# landed before its history -> a new group -> the alias moved); the tests check what each recorded.
+
+
+@pytest.fixture(scope="module")
+def bounded(monitored):
+    """The calm batch judged against v1's reference stored with 2 days and 50 training rows;
+    the reference is stored again with the defaults afterwards."""
     import polars as pl
 
     from mlops_assets.defs.monitoring.assets import drift_report
@@ -79,41 +96,64 @@ def test_drift_report_compares_with_the_champions_bounded_reference(monitored):
     defs, instance, home = monitored["defs"], monitored["instance"], monitored["home"]
     small = {**defs.resources, "drift": DriftSettings(prediction_reference_days=2, reference_rows=50)}
     stored = dg.materialize(defs.assets, selection=[monitoring_reference], instance=instance, resources=small)
-    assert stored.output_for_node("monitoring_reference")["version"] == "1"
     result = dg.materialize(
         defs.assets, selection=[drift_report], partition_key=monitored["keys"]["calm"], instance=instance, resources=defs.resources
     )
-    report = result.output_for_node("drift_report")["reference"]
+    dg.materialize(defs.assets, selection=[monitoring_reference], instance=instance, resources=defs.resources)  # back to the defaults
+    return {
+        "stored": stored.output_for_node("monitoring_reference"), "report": result.output_for_node("drift_report")["reference"],
+        "meta": _materializations(instance, "drift_report", monitored["keys"]["calm"])[0],
+        "test_set": pl.read_parquet(home / "storage" / "test_set.parquet"),
+        "train_rows": pl.scan_parquet(home / "storage" / "train_set.parquet").select(pl.len()).collect().item(),
+    }
 
-    test_set = pl.read_parquet(home / "storage" / "test_set.parquet")
+
+def test_drift_report_compares_with_the_champions_bounded_reference(monitored, bounded):
+    """The per-batch cost must not grow with the history: the reference stored with the version
+    holds at most `reference_rows` training rows and the newest `prediction_reference_days` of
+    its test rows with its own forecast; drift_report compares with exactly that."""
+    import polars as pl
+
+    assert bounded["stored"]["version"] == "1"
+    report, test_set = bounded["report"], bounded["test_set"]
     ts = pl.col(SPEC.timestamp)
     newest = test_set.filter(ts > ts.max() - pl.duration(days=2))
     assert 0 < newest.height < test_set.height  # the window really cuts the test set here
     assert report["version"] == "1" and report["recent_rows"] == newest.height
     assert report["recent_to"] == str(test_set.get_column(SPEC.timestamp).max())
     assert report["recent_from"] == str(newest.get_column(SPEC.timestamp).min())
-    train_rows = pl.scan_parquet(home / "storage" / "train_set.parquet").select(pl.len()).collect().item()
-    assert train_rows > 100 and report["training_rows"] <= 50
+    every_kth = -(-bounded["train_rows"] // 50)  # every k-th training row, k = ceil(rows / 50): about 50 rows
+    assert bounded["train_rows"] > 100 and report["training_rows"] == -(-bounded["train_rows"] // every_kth) <= 50
     # the defaults keep the whole (short) test set of this small history
     assert monitored["reports"]["calm"]["reference"]["recent_rows"] == test_set.height
-    mat = instance.get_latest_materialization_event(dg.AssetKey("drift_report")).asset_materialization
-    assert mat.metadata["reference_version"].value == "1" and mat.metadata["reference_recent_rows"].value == newest.height
-    dg.materialize(defs.assets, selection=[monitoring_reference], instance=instance, resources=defs.resources)  # back to the defaults
+    meta = bounded["meta"]
+    assert meta["reference_version"].value == "1" and meta["reference_recent_rows"].value == newest.height
 
 
-def test_sensor_requests_retraining_once_and_it_ends_in_a_decision(monitored):
+@pytest.fixture(scope="module")
+def retrained(monitored, bounded):
+    """drift_sensor evaluated twice, and the training its request asks for."""
     instance, defs = monitored["instance"], monitored["defs"]
+    registry = defs.resources["mlflow_tracking"].registry()
     first = evaluate(instance)
+    again = evaluate(instance, first.cursor)
+    before = len(registry.history())
+    if len(first.run_requests) == 1:
+        defs.resolve_job_def("training_job").execute_in_process(instance=instance, tags=first.run_requests[0].tags, raise_on_error=False)
+    return {"first": first, "again": again, "history": registry.history()[before:], "champion": registry.alias_version("champion")}
+
+
+def test_sensor_requests_retraining_once_and_it_ends_in_a_decision(retrained):
+    first = retrained["first"]
     assert len(first.run_requests) == 1  # the calm batch asks for nothing
     request = first.run_requests[0]
     assert request.run_key.startswith("drift:") and request.tags["mlops/trigger"].startswith("drift_sensor:")
-    assert evaluate(instance, first.cursor).run_requests == []
+    assert retrained["again"].run_requests == []
 
-    before = len(defs.resources["mlflow_tracking"].registry().history())
-    defs.resolve_job_def("training_job").execute_in_process(instance=instance, tags=request.tags, raise_on_error=False)
-    history = defs.resources["mlflow_tracking"].registry().history()[before:]
-    assert history and history[0]["trigger"].startswith("drift_sensor:")
-    assert history[-1]["action"] in ("promote", "refuse")
+    history = retrained["history"]
+    assert history and all(h["trigger"].startswith("drift_sensor:") for h in history)
+    assert [(h["action"], h["version"]) for h in history] == DRIFT_RETRAINING_DECISION
+    assert retrained["champion"] == DRIFT_RETRAINING_DECISION[-1][1]
 
 
 def _land_days(monitored, name: str, first_day: int, days: int, extra: dict[str, int] | None = None) -> str:
@@ -150,12 +190,10 @@ def rescore(instance, cursor=None):
         return rescore_sensor(context)
 
 
-def test_a_batch_landed_before_its_history_is_not_scored_then_rescored_when_the_history_arrives(monitored):
-    """Day H+1 lands before day H (the day after the history): none of its rows has the 24 h
-    lag, so nothing is scored, the report says so without NaN or RuntimeWarning and asks for no
-    retraining. Once day H is in load_history, rescore_sensor requests the batch once, and
-    re-materializing scores every row."""
-    import math
+@pytest.fixture(scope="module")
+def rescored(monitored, retrained):
+    """Day H+1 landed and monitored before day H; then day H landed, the history prepared again,
+    rescore_sensor asked and the batch monitored again."""
     import warnings
 
     defs, instance = monitored["defs"], monitored["instance"]
@@ -165,34 +203,57 @@ def test_a_batch_landed_before_its_history_is_not_scored_then_rescored_when_the_
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         first = monitoring.execute_in_process(partition_key=early, instance=instance)
-    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
-    assert first.output_for_node("batch_predictions").height == 0
-    meta = _materializations(instance, "batch_predictions", early)[0]
+    steps = {
+        "early": early, "runtime_warnings": [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)],
+        "first_scored": first.output_for_node("batch_predictions").height, "first_meta": _materializations(instance, "batch_predictions", early)[0],
+        "first_report": first.output_for_node("drift_report"), "judged": evaluate(instance, drift_cursor), "waiting": rescore(instance),
+    }
+    _land_days(monitored, "gap", HISTORY_DAYS, 1)
+    steps["prepared"] = monitored["run_job"](defs, "preparation_job", instance).success
+    steps["arrived"] = arrived = rescore(instance, steps["waiting"].cursor)
+    requests = [r for r in arrived.run_requests if r.partition_key == early]
+    steps["requests"] = requests
+    if len(requests) == 1:
+        again = monitoring.execute_in_process(partition_key=early, instance=instance, tags=requests[0].tags)
+        steps.update(meta=_materializations(instance, "batch_predictions", early)[0], report=again.output_for_node("drift_report"))
+        steps["after"] = rescore(instance, arrived.cursor)
+    steps["champion"] = defs.resources["mlflow_tracking"].registry().alias_version("champion")
+    return steps
+
+
+def test_a_batch_landed_before_its_history_is_not_scored_then_rescored_when_the_history_arrives(rescored):
+    """Day H+1 lands before day H (the day after the history): none of its rows has the 24 h
+    lag, so nothing is scored, the report says so without NaN or RuntimeWarning and asks for no
+    retraining. Once day H is in load_history, rescore_sensor requests the batch once, and
+    re-materializing scores every row."""
+    import math
+
+    early = rescored["early"]
+    assert rescored["runtime_warnings"] == []
+    assert rescored["first_scored"] == 0
+    meta = rescored["first_meta"]
     assert meta["rows_scored"].value == 0 and meta["rows_awaiting_history"].value == 3 * 24
-    report = first.output_for_node("drift_report")
+    report = rescored["first_report"]
     assert report["reasons"] == ["not scored: waiting for history"] and not report["retrain"]
     assert report["rows_awaiting_history"] == 72 and math.isfinite(report["weighted_drift"])
-    judged = evaluate(instance, drift_cursor)  # no retraining: nothing waits for one
+    judged = rescored["judged"]  # no retraining: nothing waits for one
     assert judged.run_requests == [] and judged.skip_reason.skip_message == "no drift report says retrain"
-    waiting = rescore(instance)
-    assert waiting.run_requests == []  # the history has not changed since it was scored
+    assert rescored["waiting"].run_requests == []  # the history has not changed since it was scored
 
-    _land_days(monitored, "gap", HISTORY_DAYS, 1)
-    assert monitored["run_job"](defs, "preparation_job", instance).success
-    arrived = rescore(instance, waiting.cursor)
-    [request] = [r for r in arrived.run_requests if r.partition_key == early]
-    assert request.run_key.startswith(f"rescore:{early}:") and request.job_name in (None, "monitoring_job")
-    again = monitoring.execute_in_process(partition_key=early, instance=instance, tags=request.tags)
-    meta = _materializations(instance, "batch_predictions", early)[0]
+    assert rescored["prepared"]
+    [request] = rescored["requests"]
+    from mlops_assets.defs.monitoring.rescore import rescore_sensor
+
+    assert request.run_key.startswith(f"rescore:{early}:") and (request.job_name or rescore_sensor.job_name) == "monitoring_job"
+    meta = rescored["meta"]
     assert meta["rows_scored"].value == 72 and meta["rows_awaiting_history"].value == 0
-    report = again.output_for_node("drift_report")
+    report = rescored["report"]
     assert report["rows_scored"] == 72 and report["reasons"] != ["not scored: waiting for history"]
-    assert all(r.partition_key != early for r in rescore(instance, arrived.cursor).run_requests)
-    monitored["rescored"] = report
+    assert rescored["after"].run_requests == []  # requested once: not again
 
 
-def test_drift_report_after_a_preparation_refresh_uses_the_champions_own_reference(monitored):
-    """The splits were rebuilt on more data by the previous test; the report is still judged
+def test_drift_report_after_a_preparation_refresh_uses_the_champions_own_reference(monitored, rescored):
+    """The splits were rebuilt on more data by the step before; the report is still judged
     against the reference stored with the champion's version, not the refreshed test set."""
     import polars as pl
 
@@ -200,10 +261,10 @@ def test_drift_report_after_a_preparation_refresh_uses_the_champions_own_referen
 
     defs, home = monitored["defs"], monitored["home"]
     tracking = defs.resources["mlflow_tracking"]
-    champion = tracking.registry().alias_version("champion")
+    champion = rescored["champion"]
     stored = load_reference(tracking, champion)
-    used = monitored["rescored"]["reference"]
-    assert used["version"] == champion == monitored["rescored"]["champion_version"]
+    used = rescored["report"]["reference"]
+    assert used["version"] == champion == rescored["report"]["champion_version"]
     assert used["recent_to"] == stored.describe(SPEC.timestamp)["recent_to"] and used["recent_rows"] == stored.recent.height
     assert used["data_versions"] == stored.data_versions and used["data_versions"]["test_set"]
     refreshed = pl.read_parquet(home / "storage" / "test_set.parquet").get_column(SPEC.timestamp)
@@ -212,7 +273,22 @@ def test_drift_report_after_a_preparation_refresh_uses_the_champions_own_referen
     assert tags["reference.uri"].startswith("runs:/") and tags["data_version.test_set"] == stored.data_versions["test_set"]
 
 
-def test_a_new_group_is_marked_served_by_the_fallback_and_alerted_once(monitored):
+NEW_LABEL = "Zone A/B (ö)"
+
+
+@pytest.fixture(scope="module")
+def new_group(monitored, rescored):
+    """Two days with a group the champion never saw, monitored; then one more day of it."""
+    defs, instance = monitored["defs"], monitored["instance"]
+    monitoring = defs.resolve_job_def("monitoring_job")
+    key = _land_days(monitored, "newgroup", HISTORY_DAYS + 2, 2, extra={NEW_LABEL: HISTORY_DAYS + 2})
+    result = monitoring.execute_in_process(partition_key=key, instance=instance)
+    later = _land_days(monitored, "newgroup_next", HISTORY_DAYS + 4, 1, extra={NEW_LABEL: HISTORY_DAYS + 4})
+    monitoring.execute_in_process(partition_key=later, instance=instance)
+    return {"key": key, "result": result, "later": later, "alerts": (monitored["home"] / "alerts.log").read_text()}
+
+
+def test_a_new_group_is_marked_served_by_the_fallback_and_alerted_once(monitored, new_group):
     """A group the champion never saw: its rows with the 24 h lag are scored and marked
     new_group (served by the fallback), its first day is never scorable (not awaited), it is named in both
     assets' metadata and in one WARN alert, not again for the next batch."""
@@ -220,50 +296,51 @@ def test_a_new_group_is_marked_served_by_the_fallback_and_alerted_once(monitored
 
     import polars as pl
 
-    from mlops_assets.core import pyfunc_model
-
-    defs, instance, home = monitored["defs"], monitored["instance"], monitored["home"]
-    monitoring = defs.resolve_job_def("monitoring_job")
-    label = "Zone A/B (ö)"
-    key = _land_days(monitored, "newgroup", HISTORY_DAYS + 2, 2, extra={label: HISTORY_DAYS + 2})
-    result = monitoring.execute_in_process(partition_key=key, instance=instance)
+    instance = monitored["instance"]
+    label, key, result = NEW_LABEL, new_group["key"], new_group["result"]
     scored = result.output_for_node("batch_predictions")
     new = scored.filter(pl.col("new_group"))
     assert set(new.get_column(SPEC.group).to_list()) == {label} and new.height == 24
     assert set(scored.filter(~pl.col("new_group")).get_column("served_by").to_list()) == {"model"}
-    if hasattr(pyfunc_model, "served_by"):  # the router of core.pyfunc_model
-        assert set(new.get_column("served_by").to_list()) == {"fallback"}
+    assert set(new.get_column("served_by").to_list()) == {"fallback"}
     meta = _materializations(instance, "batch_predictions", key)[0]
     assert meta["new_groups"].value == [label] and meta["rows_before_group_history"].value == 24
     assert meta["rows_awaiting_history"].value == 0  # its first day can never have the 24 h lag: nothing to wait for
     assert result.output_for_node("drift_report")["new_groups"] == [label]
 
-    later = _land_days(monitored, "newgroup_next", HISTORY_DAYS + 4, 1, extra={label: HISTORY_DAYS + 4})
-    monitoring.execute_in_process(partition_key=later, instance=instance)
+    later = new_group["later"]
     assert _materializations(instance, "batch_predictions", later)[0]["new_groups"].value == [label]
-    records = [json.loads(line) for line in (home / "alerts.log").read_text().splitlines()]
+    records = [json.loads(line) for line in new_group["alerts"].splitlines()]
     alerts = [r for r in records if r.get("key") == f"new_group:{label}"]
     assert len(alerts) == 1 and alerts[0]["severity"] == "WARN" and label in alerts[0]["title"]
 
 
-def test_monitoring_follows_the_champion_alias_when_it_moves(monitored):
-    """The monitoring steps keep a loaded model per registry version (bench/incremental.py):
-    moving `champion` to another version must switch the model the next batch is scored with."""
+@pytest.fixture(scope="module")
+def alias_moved(monitored, new_group):
+    """The calm batch monitored, `champion` force-promoted to another version, the batch monitored again."""
     defs, instance = monitored["defs"], monitored["instance"]
     registry = defs.resources["mlflow_tracking"].registry()
     versions = sorted(int(v.version) for v in registry.client.search_model_versions(f"name='{registry.name}'"))
-    assert len(versions) >= 2, "the sensor test's retraining registers a second version"
     monitoring = defs.resolve_job_def("monitoring_job")
     key = monitored["keys"]["calm"]
     before = monitoring.execute_in_process(partition_key=key, instance=instance)
     current = before.output_for_node("drift_report")["champion_version"]
     other = str(next(v for v in versions if str(v) != current))
-
     moved = defs.resolve_job_def("manual_promotion_job").execute_in_process(
         instance=instance, run_config={"ops": {"champion_model": {"config": {"action": "force_promote", "reason": "test: move the alias", "version": other}}}}
     )
-    assert moved.success and registry.alias_version("champion") == other
+    champion = registry.alias_version("champion")
     after = monitoring.execute_in_process(partition_key=key, instance=instance)
+    return {"versions": versions, "before": before, "current": current, "other": other, "moved": moved, "champion": champion, "after": after}
+
+
+def test_monitoring_follows_the_champion_alias_when_it_moves(monitored, alias_moved):
+    """The monitoring steps keep a loaded model per registry version (bench/incremental.py):
+    moving `champion` to another version must switch the model the next batch is scored with."""
+    registry = monitored["defs"].resources["mlflow_tracking"].registry()
+    assert len(alias_moved["versions"]) >= 2, "the drift retraining registers a second version"
+    before, current, other, after = alias_moved["before"], alias_moved["current"], alias_moved["other"], alias_moved["after"]
+    assert alias_moved["moved"].success and alias_moved["champion"] == other
     assert after.output_for_node("drift_report")["champion_version"] == other
     assert set(after.output_for_node("batch_predictions").get_column("model_version").to_list()) == {other}
     assert set(before.output_for_node("batch_predictions").get_column("model_version").to_list()) == {current}

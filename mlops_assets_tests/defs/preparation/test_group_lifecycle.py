@@ -55,7 +55,7 @@ def test_a_group_that_stops_is_retired_with_one_alert_and_preparation_passes(
     # retire_after (7 days).
     frame = with_lifecycle(series_frame(SPEC, ["A", "B", "C"], 30), SPEC, stops={"B": 18})
     (landing_dir / "history.csv").write_bytes(to_csv_bytes(frame))
-    assert ingest_landed(defs, instance).succeeded
+    assert [key.split("__")[0] for key in ingest_landed(defs, instance).succeeded] == ["history"]
     result = run_job(defs, "preparation_job", instance)
     assert result.success
     checks = checks_by_name(result)
@@ -81,7 +81,7 @@ def test_a_group_that_stops_is_retired_with_one_alert_and_preparation_passes(
     # B reports again: active, nothing more to alert, every group in every split again later on.
     back = series_frame(SPEC, ["A", "B", "C"], 31).filter(pl.col(SPEC.timestamp) >= T0 + timedelta(days=30))
     (landing_dir / "day31.csv").write_bytes(to_csv_bytes(back))
-    assert ingest_landed(defs, instance).succeeded
+    assert [key.split("__")[0] for key in ingest_landed(defs, instance).succeeded] == ["day31"]
     assert run_job(defs, "preparation_job", instance, asset_selection={dg.AssetKey("load_history")}).success
     meta = history_metadata(instance)
     assert meta["groups_retired"] == 0 and meta["retired_groups"] == [] and len(alerts(mlops_home)) == 1
@@ -108,7 +108,7 @@ def test_half_hourly_a_late_group_with_an_odd_label_joins_after_one_day_and_a_st
     # stops after day 11 (5 days silent > retire_after 3d).
     frame = with_lifecycle(series_frame(spec, ["A", LABEL, "gone"], 16), spec, starts={LABEL: 13}, stops={"gone": 11})
     (landing_dir / "zones.csv").write_bytes(to_csv_bytes(frame))
-    assert ingest_landed(defs, instance).succeeded
+    assert [key.split("__")[0] for key in ingest_landed(defs, instance).succeeded] == ["zones"]
     result = run_job(defs, "preparation_job", instance)
     assert result.success
     checks = checks_by_name(result)
@@ -140,7 +140,7 @@ def test_a_single_series_is_one_active_series_through_preparation(monkeypatch, t
     # A 9-day-old gap in the middle would retire a group; a single series is never retired.
     frame = frame.filter((pl.col(spec.timestamp) < T0 + timedelta(days=2)) | (pl.col(spec.timestamp) >= T0 + timedelta(days=3)))
     (landing_dir / "demand.csv").write_bytes(to_csv_bytes(frame))
-    assert ingest_landed(defs, instance).succeeded
+    assert [key.split("__")[0] for key in ingest_landed(defs, instance).succeeded] == ["demand"]
     result = run_job(defs, "preparation_job", instance)
     assert result.success
     checks = checks_by_name(result)

@@ -65,8 +65,25 @@ def race(tmp_path_factory):
         refused = promote_registered(defs, instance)
         yield {
             "home": home, "defs": defs, "instance": instance, "registry": registry, "second": second, "third": third,
-            "refused": refused, "alerts_before": alerts_before,
+            "refused": refused, "alerts_before": alerts_before, "alerts_after": alerts(home)[alerts_before:],
+            "champion_after": registry.alias_version("champion"), "history_after": registry.history(),
         }
+
+
+# Later steps of the story, each a fixture on the one before: whichever test asks first, they run in order.
+@pytest.fixture(scope="module")
+def re_executed(race):
+    """The refused promotion executed again."""
+    again = promote_registered(race["defs"], race["instance"])
+    return {"again": again, "champion": race["registry"].alias_version("champion"), "alerts": len(alerts(race["home"]))}
+
+
+@pytest.fixture(scope="module")
+def next_trained(race, re_executed):
+    """v4 evaluated against the champion of the moment (v2), then promoted."""
+    fourth = evaluate_and_register(race["defs"], race["instance"])
+    promoted = promote_registered(race["defs"], race["instance"])
+    return {"fourth": fourth, "promoted": promoted, "champion": race["registry"].alias_version("champion"), "history": race["registry"].history()}
 
 
 def test_each_evaluation_records_the_champion_it_compared_with(race):
@@ -79,11 +96,10 @@ def test_each_evaluation_records_the_champion_it_compared_with(race):
 
 
 def test_promotion_over_a_champion_that_changed_is_refused_with_the_reason(race):
-    registry = race["registry"]
-    assert registry.alias_version("champion") == "2"
-    entry = registry.history()[-1]
+    assert race["champion_after"] == "2"
+    entry = race["history_after"][-1]
     assert (entry["action"], entry["version"], entry["previous_champion"], entry["reason"]) == ("refuse", "3", "2", REFUSAL)
-    assert ("promote", "3") not in [(h["action"], h["version"]) for h in registry.history()]
+    assert ("promote", "3") not in [(h["action"], h["version"]) for h in race["registry"].history()]
 
 
 def test_the_refusal_is_an_outcome_a_successful_run_with_one_warn_alert(race):
@@ -92,23 +108,19 @@ def test_the_refusal_is_an_outcome_a_successful_run_with_one_warn_alert(race):
     assert refused.get_asset_materialization_events() == []  # the champion did not change
     observed = [e.event_specific_data.asset_observation for e in refused.all_events if e.event_type_value == "ASSET_OBSERVATION"]
     assert [o.metadata["reason"].value for o in observed] == [REFUSAL]
-    new = alerts(race["home"])[race["alerts_before"]:]
+    new = race["alerts_after"]
     assert [(a["severity"], a["kind"], a["reason"]) for a in new] == [("WARN", "promotion_refused", REFUSAL)]
     assert "v3" in new[0]["title"] and "v2" in new[0]["title"]
 
 
-def test_re_executing_the_refused_promotion_does_not_move_the_alias_or_alert_again(race):
-    again = promote_registered(race["defs"], race["instance"])
-    assert again.success and race["registry"].alias_version("champion") == "2"
-    assert len(alerts(race["home"])) == race["alerts_before"] + 1
+def test_re_executing_the_refused_promotion_does_not_move_the_alias_or_alert_again(race, re_executed):
+    assert re_executed["again"].success and re_executed["champion"] == "2"
+    assert re_executed["alerts"] == race["alerts_before"] + 1
 
 
-def test_the_next_training_compares_with_the_new_champion_and_is_promoted(race):
-    defs, instance, registry = race["defs"], race["instance"], race["registry"]
-    fourth = evaluate_and_register(defs, instance)
-    evaluation = fourth.output_for_node("model_evaluation")
+def test_the_next_training_compares_with_the_new_champion_and_is_promoted(next_trained):
+    evaluation = next_trained["fourth"].output_for_node("model_evaluation")
     assert evaluation["compared_champion"] == "2" and evaluation["champion"]["version"] == "2"
-    promoted = promote_registered(defs, instance)
-    assert promoted.success and registry.alias_version("champion") == "4"
-    entry = registry.history()[-1]
+    assert next_trained["promoted"].success and next_trained["champion"] == "4"
+    entry = next_trained["history"][-1]
     assert (entry["action"], entry["version"], entry["previous_champion"]) == ("promote", "4", "2")

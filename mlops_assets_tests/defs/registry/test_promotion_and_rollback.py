@@ -32,6 +32,11 @@ WEAK = """fast:
 """
 
 
+def alerts(home) -> list[dict]:
+    path = home / "alerts.log"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
 def checks(result) -> dict:
     return {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == "registered_model"}
 
@@ -61,7 +66,10 @@ def story(tmp_path_factory):
     with local_platform(home, {"MLOPS_TRAINING_CONFIG": str(reseeded), "MLOPS_PROMOTION_MARGIN": "-1"}) as (defs, instance):
         runs["v3"] = run_job(defs, "training_job", instance)
         registry = defs.resources["mlflow_tracking"].registry()
-        yield {"home": home, "runs": runs, "registry": registry, "tracking_uri": defs.resources["mlflow_tracking"].tracking_uri}
+        yield {
+            "home": home, "runs": runs, "registry": registry, "tracking_uri": defs.resources["mlflow_tracking"].tracking_uri,
+            "champion": registry.alias_version("champion"),
+        }
 
 
 def test_first_model_passes_every_check_and_becomes_champion(story):
@@ -89,6 +97,7 @@ def test_worse_model_fails_no_regression_and_champion_stays(story):
     refusal = [h for h in story["registry"].history() if h["version"] == "2"]
     assert refusal[0]["action"] == "refuse" and "no_regression_vs_champion" in refusal[0]["reason"]
     assert story["registry"].version_tags("2")["check.no_regression_vs_champion"].startswith("FAIL")
+    assert story["champion"] == "1"  # after v2 and v3 (refused with a margin of -100 %)
 
 
 def test_a_refused_run_never_moved_the_alias(story):
@@ -96,14 +105,25 @@ def test_a_refused_run_never_moved_the_alias(story):
     assert ("promote", "2") not in actions and ("force_promote", "2") not in actions
 
 
-def test_forced_promotion_is_recorded(story):
+# Later steps of the story, each a fixture on the one before: whichever test asks first, they run in order.
+@pytest.fixture(scope="module")
+def forced(story):
+    """v3 force-promoted from the CLI, then a promotion without --force tried."""
+    before = len(alerts(story["home"]))
     done = cli(story["home"], "promote", "--version", "3", "--force", "--reason", "hotfix for the holiday peak")
+    champion, entry = story["registry"].alias_version("champion"), story["registry"].history()[-1]
+    refused = cli(story["home"], "promote", "--version", "3", "--reason", "no force")
+    return {"done": done, "champion": champion, "entry": entry, "refused": refused, "alerts": alerts(story["home"])[before:]}
+
+
+def test_forced_promotion_is_recorded(forced):
+    done = forced["done"]
     assert done.returncode == 0, done.stdout + done.stderr
-    assert story["registry"].alias_version("champion") == "3"
-    entry = story["registry"].history()[-1]
+    assert forced["champion"] == "3"
+    entry = forced["entry"]
     assert (entry["action"], entry["version"], entry["previous_champion"], entry["reason"]) == ("force_promote", "3", "1", "hotfix for the holiday peak")
     assert "cli" in entry["trigger"]
-    refused = cli(story["home"], "promote", "--version", "3", "--reason", "no force")
+    refused = forced["refused"]
     assert refused.returncode != 0 and "--force" in refused.stderr
 
 
@@ -139,23 +159,53 @@ def _serve_and_predict(story, records: list[dict]) -> list[float]:
             server.wait(timeout=30)
 
 
-def test_rollback_returns_to_the_previously_serving_version_and_the_server_follows(story):
+def _test_frame(story) -> pl.DataFrame:
+    test_set = pl.read_parquet(story["home"] / "storage" / "test_set.parquet").head(24)
+    return test_set.select(SPEC.timestamp, *feature_columns(SPEC)).with_columns(pl.col(SPEC.timestamp).dt.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+@pytest.fixture(scope="module")
+def rolled_back(story, forced):
+    """The server's answers with v3 serving, a rollback from the CLI, the server's answers after it."""
+    records = _test_frame(story).to_dicts()
+    served_before = _serve_and_predict(story, records)
+    before = len(alerts(story["home"]))
+    done = cli(story["home"], "rollback", "--reason", "v3 misses the evening peak")
+    champion, entry = story["registry"].alias_version("champion"), story["registry"].history()[-1]
+    new_alerts = alerts(story["home"])[before:]
+    served_after = _serve_and_predict(story, records)
+    status = cli(story["home"], "status")
+    return {
+        "served_before": served_before, "done": done, "champion": champion, "entry": entry, "alerts": new_alerts,
+        "served_after": served_after, "status": status,
+    }
+
+
+def test_rollback_returns_to_the_previously_serving_version_and_the_server_follows(story, rolled_back):
     import mlflow.pyfunc
 
-    test_set = pl.read_parquet(story["home"] / "storage" / "test_set.parquet").head(24)
-    frame = test_set.select(SPEC.timestamp, *feature_columns(SPEC)).with_columns(pl.col(SPEC.timestamp).dt.strftime("%Y-%m-%dT%H:%M:%S"))
-    records = frame.to_dicts()
+    frame = _test_frame(story)
     mlflow.set_tracking_uri(story["tracking_uri"])
     expected = {v: np.asarray(mlflow.pyfunc.load_model(f"models:/load_forecaster/{v}").predict(frame.to_pandas()), float) for v in ("1", "3")}
     assert not np.allclose(expected["1"], expected["3"])
 
-    assert np.allclose(_serve_and_predict(story, records), expected["3"], rtol=1e-6)
-    done = cli(story["home"], "rollback", "--reason", "v3 misses the evening peak")
+    assert np.allclose(rolled_back["served_before"], expected["3"], rtol=1e-6)
+    done = rolled_back["done"]
     assert done.returncode == 0, done.stdout + done.stderr
-    assert story["registry"].alias_version("champion") == "1"  # not v2, the numerically previous
-    entry = story["registry"].history()[-1]
+    assert rolled_back["champion"] == "1"  # not v2, the numerically previous
+    entry = rolled_back["entry"]
     assert (entry["action"], entry["version"], entry["previous_champion"]) == ("rollback", "1", "3")
-    assert np.allclose(_serve_and_predict(story, records), expected["1"], rtol=1e-6)
+    assert np.allclose(rolled_back["served_after"], expected["1"], rtol=1e-6)
 
-    status = cli(story["home"], "status")
+    status = rolled_back["status"]
     assert "champion     1" in status.stdout and "rollback" in status.stdout
+
+
+def test_rollbacks_and_forced_promotions_raise_a_warn_alert(forced, rolled_back):
+    """Each move of the alias that bypasses the gates (forced from the CLI, rolled back from the
+    CLI) sends one WARN alert naming both versions and the reason given; the refused `promote`
+    without --force sends none."""
+    seen = [(a["severity"], a["kind"], a["title"], a["reason"], a["asset"]) for a in forced["alerts"]]
+    assert seen == [("WARN", "force_promote", "force_promote: champion v1 -> v3", "hotfix for the holiday peak", "champion_model")]
+    seen = [(a["severity"], a["kind"], a["title"], a["reason"], a["asset"]) for a in rolled_back["alerts"]]
+    assert seen == [("WARN", "rollback", "rollback: champion v3 -> v1", "v3 misses the evening peak", "champion_model")]

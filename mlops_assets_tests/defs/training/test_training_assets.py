@@ -96,7 +96,9 @@ def test_logged_model_round_trips_through_pyfunc_and_metrics_recompute(trained, 
     rmse = float(np.sqrt(np.mean((predictions - actual) ** 2)))
     logged = mlflow_client(trained).get_run(summary["run_id"]).data.metrics["test_rmse"]
     assert rmse == pytest.approx(logged, rel=1e-6)
-    assert model.metadata.get_input_schema() is not None and model.metadata.get_output_schema() is not None
+    # the signature the registry gate checks: exactly the served inputs, and one output
+    assert model.metadata.get_input_schema().input_names() == [SPEC.timestamp, *feature_columns(SPEC)]
+    assert len(model.metadata.get_output_schema().inputs) == 1
 
 
 def test_candidate_is_the_best_on_validation(trained):
