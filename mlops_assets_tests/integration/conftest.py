@@ -268,3 +268,17 @@ def _wait_for_emulator(url: str, process: subprocess.Popen, log_path: Path) -> N
         time.sleep(0.2)
     process.kill()
     services_unavailable(f"gcp-storage-emulator did not answer on {url} within 30 s")
+
+
+# test_production_servers.py is one story on one deployment (land, sense, train, promote, stop):
+# pytest-randomly shuffles every module; this one is put back in file order after it.
+STORY_MODULES = ("test_production_servers.py",)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list) -> None:
+    for name in STORY_MODULES:
+        positions = [i for i, item in enumerate(items) if item.path.name == name]
+        story = sorted((items[i] for i in positions), key=lambda item: item.reportinfo()[1] or 0)
+        for i, item in zip(positions, story):
+            items[i] = item
