@@ -255,25 +255,6 @@ def mutate_module(module: Module, children: int) -> Outcome:
     outcome.survivors.sort(key=lambda m: (m.line, m.name))
     outcome.seconds = time.monotonic() - started
     return outcome
-    folder = prepare_scratch(module, tests)
-    outcome.error = run_mutmut(module, folder, children)
-    found = {} if outcome.error else statuses(folder, module)
-    timed_out = [name for name, status in found.items() if status == "timeout"]
-    if timed_out:  # a slow run under load is no kill: once more, one at a time
-        outcome.error = run_mutmut(module, folder, 1, timed_out)
-        found = {} if outcome.error else statuses(folder, module)
-        timed_out = [name for name, status in found.items() if status == "timeout"]
-    if found and len(timed_out) > len(found) / 2:
-        outcome.error = (f"{len(timed_out)} of {len(found)} mutants timed out twice: the tests hang in a forked "
-                         "child (threads copied mid-lock?); give the module isolation=\"forkserver\"")
-    if not outcome.error:
-        for name, status in found.items():
-            outcome.counts[status] = outcome.counts.get(status, 0) + 1
-            if status not in KILLED:
-                outcome.survivors.append(describe(folder, module, name, status))
-    outcome.survivors.sort(key=lambda m: (m.line, m.name))
-    outcome.seconds = time.monotonic() - started
-    return outcome
 
 
 # ---------------------------------------------------------------- equivalents and named mutations
