@@ -36,7 +36,7 @@ test: install  ## set up and run the whole suite
 mutation: install  ## mutmut over every decision module; refreshes docs/mutation.md; fails on an unexplained survivor
 	nice -n 10 $(BIN)/python .ci/mutation.py $(if $(MODULES),--modules $(MODULES))
 
-mutation-fast: install  ## the CI subset: promotion rules and actions, the landing zone
+mutation-fast: install  ## the CI subset: promotion rules, the landing zone, every named mutation
 	nice -n 10 $(BIN)/python .ci/mutation.py --fast
 
 AUDIT_IGNORE := .ci/pip-audit-ignore.txt

@@ -13,7 +13,7 @@ module run here scores below its threshold, has a survivor that is not listed as
 or a named mutation survives.
 
     python .ci/mutation.py                      # every module
-    python .ci/mutation.py --fast               # promotion and landing modules (CI)
+    python .ci/mutation.py --fast               # promotion and landing modules, every named mutation (CI)
     python .ci/mutation.py --modules splitting  # some modules (names or paths)
 """
 
@@ -63,7 +63,7 @@ class Module:
 
 MODULES = (
     Module("promotion", "mlops_assets/core/promotion.py", ("mlops_assets_tests/core/test_promotion.py",), fast=True),
-    Module("registry_actions", "mlops_assets/registry_actions.py", ("mlops_assets_tests/defs/registry/test_registry_actions.py",), fast=True),
+    Module("registry_actions", "mlops_assets/registry_actions.py", ("mlops_assets_tests/defs/registry/test_registry_actions.py",)),
     Module("landing", "mlops_assets/resources/landing.py", ("mlops_assets_tests/resources/test_landing.py",), fast=True),
     Module("discovery", "mlops_assets/defs/ingestion/discovery.py", ("mlops_assets_tests/defs/ingestion/test_discovery.py",)),
     Module("quarantine", "mlops_assets/defs/ingestion/quarantine.py", ("mlops_assets_tests/defs/ingestion/test_quarantine.py",), isolation="forkserver"),
@@ -72,7 +72,7 @@ MODULES = (
     Module("splitting", "mlops_assets/core/splitting.py", ("mlops_assets_tests/core/test_splitting_*.py", "mlops_assets_tests/core/test_properties_splitting.py"), isolation="forkserver"),
     Module("features", "mlops_assets/core/features.py", ("mlops_assets_tests/core/test_features.py", "mlops_assets_tests/core/test_frequencies.py", "mlops_assets_tests/core/test_calendar_and_observed.py", "mlops_assets_tests/core/test_missing_values.py", "mlops_assets_tests/core/test_properties_features.py"), isolation="forkserver"),
     Module("drift", "mlops_assets/core/drift.py", ("mlops_assets_tests/core/test_drift*.py", "mlops_assets_tests/core/test_properties_drift.py"), isolation="forkserver"),  # test_retrain_decision.py: same rules, ~25 s of fixtures per mutant
-    Module("fairness", "mlops_assets/core/fairness.py", ("mlops_assets_tests/core/test_fairness.py",), isolation="forkserver"),
+    Module("fairness", "mlops_assets/core/fairness.py", ("mlops_assets_tests/core/test_fairness*.py",), isolation="forkserver"),
 )
 
 
@@ -316,9 +316,9 @@ def run_named(entry: dict) -> dict:
     return {**entry, "status": status, "detail": detail}
 
 
-def named_for(modules: list[Module], ids: str | None) -> list[dict]:
-    """The named mutations asked for by id, else those of the modules run (not the `manual`
-    ones: their tests are too slow for every run)."""
+def named_for(modules: list[Module], ids: str | None, every: bool = False) -> list[dict]:
+    """The named mutations asked for by id, else those of the modules run, or `every` one (not
+    the `manual` ones: their tests are too slow for every run)."""
     entries = load_yaml(NAMED).get("named", [])
     if ids:
         wanted = {i.strip() for i in ids.split(",")}
@@ -327,7 +327,7 @@ def named_for(modules: list[Module], ids: str | None) -> list[dict]:
             sys.exit(f"unknown named mutations {sorted(unknown)}; known: {[e['id'] for e in entries]}")
         return [e for e in entries if e["id"] in wanted]
     paths = {m.path for m in modules}
-    return [e for e in entries if e["file"] in paths and not e.get("manual")]
+    return [e for e in entries if (every or e["file"] in paths) and not e.get("manual")]
 
 
 # ---------------------------------------------------------------- results file and doc
@@ -427,7 +427,7 @@ DOC_HEAD = """# Mutation testing
 
 `make mutation` runs mutmut over the modules that decide things (promotion rules and actions,
 the landing zone, discovery, quarantine, splitting, feature lags, drift and fairness verdicts);
-`make mutation-fast` runs the promotion and landing modules only (part of `.ci/run`). One
+`make mutation-fast` runs the promotion and landing modules and every named mutation (part of `.ci/run`). One
 module at a time: mutmut mutates that file alone and runs, against each mutant, only the
 module's fast unit tests that call the mutated function. This page is written by
 `.ci/mutation.py`; `make mutation MODULES=landing,discovery` refreshes some modules' rows.
@@ -496,7 +496,7 @@ def main() -> int:
         records.append(record)
         problems += failures(record)
         print(summary(record), flush=True)
-    named = [] if args.no_named or args.render_only else [run_named(e) for e in named_for(modules, args.named)]
+    named = [] if args.no_named or args.render_only else [run_named(e) for e in named_for(modules, args.named, every=args.fast)]
     for entry in named:
         print(f"named {entry['id']:28} {entry['status']}", flush=True)
         if entry["status"] != "killed":

@@ -539,7 +539,7 @@ def _error_windows(recent: pl.DataFrame | None, spec: Any, window: timedelta) ->
     t0 = errors.get_column(_TS).min()
     bucket = ((pl.col(_TS) - t0).dt.total_seconds() // window.total_seconds()).alias("__w")
     windows = (
-        errors.join(expected, on="__g").with_columns(bucket).group_by("__w")
+        errors.join(expected, on="__g", maintain_order="left").with_columns(bucket).group_by("__w")
         .agg(pl.col("__err").sum().alias("e"), pl.col("__exp").sum().alias("x"), pl.len().alias("n")).sort("__w")
     )
     windows = windows.filter((pl.col("n") >= pl.col("n").median() / 2) & (pl.col("e") > 0) & (pl.col("x") > 0))
@@ -552,7 +552,7 @@ def _realized(scored: pl.DataFrame, reference: Any, spec: Any, config: DriftConf
     out: dict[str, Any] = {"rows": 0, "mae": None, "reference_mae": None, "ratio": None, "ci_low": None, "ci_high": None, "tested": False, "why_not": None}
     reference_errors = _errors(reference.recent, spec)
     expected = reference_errors.group_by("__g").agg(pl.col("__err").mean().alias("__exp"))
-    batch = _errors(scored, spec).join(expected, on="__g")
+    batch = _errors(scored, spec).join(expected, on="__g", maintain_order="left")
     if batch.height:
         mae, ref_mae = float(batch.get_column("__err").mean()), float(batch.get_column("__exp").mean())
         out.update(rows=batch.height, mae=mae, reference_mae=ref_mae, ratio=mae / ref_mae if ref_mae > 0 else None)

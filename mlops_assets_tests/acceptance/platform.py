@@ -99,3 +99,16 @@ def lag_errors(
         out[column] = int(((lagged - joined.get_column("__raw")).abs() > 1e-6).sum() + lagged.null_count())
         out[f"{column}:compared"] = joined.height
     return out
+
+
+def champion_or_override(home: Path, spec_path: Path) -> dict:
+    """After the first run: whether its version passed the gates; if it was refused, the audited
+    override makes it champion so the second run has a model to monitor with (the gate's
+    outcome is asserted on its own)."""
+    registered = stored(home, "registered_model") if (home / "storage" / "registered_model.json").exists() else None
+    if registered is None or registered["passed"]:
+        return {"registered": registered, "override": None}
+    reason = "acceptance: monitor a refused version"
+    version = str(registered["version"])
+    override = run_cli(home, spec_path, "promote", "--version", version, "--force", "--reason", reason)
+    return {"registered": registered, "override": override}

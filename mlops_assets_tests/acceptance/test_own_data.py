@@ -17,6 +17,7 @@ import pytest
 
 from mlops_assets.core.sample_data import ZONES, delivery_files, demand_series, zone_loads
 from mlops_assets_tests.acceptance.platform import (
+    champion_or_override,
     explain,
     land,
     lag_errors,
@@ -53,19 +54,6 @@ def _lag_columns(spec) -> dict[str, float]:
     return {f"{spec.target.column}_lag_{duration_label(h)}": h for h in spec.lags_hours}
 
 
-def _champion_or_override(home, spec_path) -> dict:
-    """After the first run: whether its version passed the gates; if it was refused, the audited
-    override makes it champion so the second run has a model to monitor with (the gate's
-    outcome is asserted on its own)."""
-    registered = stored(home, "registered_model") if (home / "storage" / "registered_model.json").exists() else None
-    if registered is None or registered["passed"]:
-        return {"registered": registered, "override": None}
-    reason = "acceptance: monitor a refused version"
-    version = str(registered["version"])
-    override = run_cli(home, spec_path, "promote", "--version", version, "--force", "--reason", reason)
-    return {"registered": registered, "override": override}
-
-
 def _single_series(tmp_path_factory, name: str, frequency: str, days: int, second_file: bool):
     home = tmp_path_factory.mktemp(name) / "mlops"
     overrides = {} if frequency == "30min" else {"frequency": frequency}
@@ -79,7 +67,7 @@ def _single_series(tmp_path_factory, name: str, frequency: str, days: int, secon
     before = partitions(home, "clean_load")
     second, gate = None, None
     if second_file:
-        gate = _champion_or_override(home, spec_path)
+        gate = champion_or_override(home, spec_path)
         land(home, delivery_files(new_day, "settlement_date", "demand", "1d"))
         second = run_cli(home, spec_path, "run", "--no-train")
     return {
@@ -109,7 +97,7 @@ def zones(tmp_path_factory):
     land(home, delivery_files(history, "timestamp", "zones", "1mo", null_value="NA"))
     first = run_cli(home, spec_path, "run")
     before = partitions(home, "clean_load")
-    gate = _champion_or_override(home, spec_path)
+    gate = champion_or_override(home, spec_path)
     land(home, delivery_files(new_day, "timestamp", "zones", "1d", null_value="NA"))
     second = run_cli(home, spec_path, "run", "--no-train")
     return {
