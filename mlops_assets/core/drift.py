@@ -120,9 +120,16 @@ def psi(reference_fractions: list[float], current: np.ndarray, edges: list[float
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
+def _js_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence in bits (0 for equal distributions, at most 1)."""
+    from scipy.special import rel_entr
+
+    m = (p + q) / 2
+    return float((rel_entr(p, m).sum() + rel_entr(q, m).sum()) / (2 * math.log(2)))
+
+
 def categorical_drift(reference: dict[str, float], current: list[str]) -> tuple[float, float]:
     """(Jensen-Shannon distance, chi-square p-value) over the union of categories."""
-    from scipy.spatial.distance import jensenshannon
     from scipy.stats import chisquare
 
     values, counts = np.unique(np.asarray(current, dtype=str), return_counts=True)
@@ -130,7 +137,8 @@ def categorical_drift(reference: dict[str, float], current: list[str]) -> tuple[
     cats = sorted(set(reference) | set(cur))
     ref_p = np.array([reference.get(c, 0.0) for c in cats]) + PSI_EPSILON
     cur_n = np.array([cur.get(c, 0) for c in cats], dtype=float)
-    js = float(jensenshannon(ref_p / ref_p.sum(), cur_n / cur_n.sum(), base=2))
+    # The divergence of equal distributions can round below zero: its root would be NaN.
+    js = float(np.sqrt(max(_js_divergence(ref_p / ref_p.sum(), cur_n / cur_n.sum()), 0.0)))
     expected = ref_p / ref_p.sum() * cur_n.sum()
     return js, float(chisquare(cur_n, expected).pvalue)
 
@@ -193,6 +201,7 @@ NOTHING_TO_JUDGE = "no rows scored: nothing to judge"
 NO_TRIGGER = "no retrain trigger fired"
 SCORE_CAP = 10.0  # a feature's shift counts at most 10 reference standard deviations
 MIN_NULL_WINDOWS = 10  # calibration windows a threshold needs
+SPREAD_FLOOR = 1e-9  # relative: log-score spreads below it are rounding noise of a constant score
 # A feature's ordinary shift: this quantile of its no-drift scores (a high one, so that a
 # feature with a heavy tail, such as rain, is not "far beyond ordinary" on every wet day).
 FEATURE_SCALE_QUANTILE = 0.9
@@ -209,7 +218,7 @@ def judged_columns(reference: Any, spec: Any) -> tuple[list[str], list[str]]:
     skip = {*CALENDAR_COLUMNS, *BASELINE_COLUMNS, spec.group, spec.target.column, spec.timestamp, PREDICTION}
     sample = reference.train_sample
     profiled = (reference.profile or {}).get("columns") or {
-        c: {"kind": "categorical" if dtype == pl.String else "numeric"} for c, dtype in sample.schema.items()
+        c: {"kind": "categorical" if dtype in (pl.String, pl.Categorical, pl.Enum) else "numeric"} for c, dtype in sample.schema.items()
     }
     kept = {c: s.get("kind") for c, s in profiled.items() if c not in skip and c in sample.columns}
     return [c for c, k in kept.items() if k == "numeric"], [c for c, k in kept.items() if k == "categorical"]
@@ -242,7 +251,8 @@ def _with_clock(frame: pl.DataFrame, spec: Any, columns: list[str]) -> pl.DataFr
     local = pl.col(_TS).dt.convert_time_zone(spec.timezone)
     slot = (local.dt.weekday() - 1) * 1440 + local.dt.hour().cast(pl.Int32) * 60 + local.dt.minute().cast(pl.Int32)
     present = [pl.col(c) for c in columns if c in frame.columns]
-    absent = [pl.lit(None, dtype=pl.Float64).alias(c) for c in columns if c not in frame.columns]
+    # Untyped nulls: the other frame's dtype (numeric or categorical) wins in the concat.
+    absent = [pl.lit(None).alias(c) for c in columns if c not in frame.columns]
     group = pl.col(spec.group).cast(pl.String) if spec.group and spec.group in frame.columns else pl.lit("all")
     out = frame.select(utc.alias(_TS), group.alias(_GROUP), *present, *absent)
     return out.with_columns(local.dt.ordinal_day().cast(pl.Int32).alias(_DOY), slot.cast(pl.Int32).alias(_SLOT))
@@ -470,7 +480,8 @@ def _log_spreads(windows: list[dict[str, float]]) -> dict[str, list[float]]:
         for f, v in w.items():
             values.setdefault(f, []).append(math.log(max(v, 1e-9)))
     spreads = {f: [float(np.mean(v)), float(np.std(v, ddof=1))] for f, v in values.items() if len(v) >= MIN_NULL_WINDOWS}
-    return {f: ms for f, ms in spreads.items() if ms[1] > 0}
+    # Identical scores have a rounding-noise SD (~1e-16), not 0: a relative floor drops them.
+    return {f: ms for f, ms in spreads.items() if ms[1] > SPREAD_FLOOR * max(1.0, abs(ms[0]))}
 
 
 def _largest_z(scores: dict[str, float], spreads: dict[str, list[float]]) -> tuple[str | None, float]:
@@ -520,7 +531,8 @@ def _spread(logs: np.ndarray) -> dict[str, Any]:
 def _errors(frame: pl.DataFrame | None, spec: Any) -> pl.DataFrame:
     """Labelled rows of `frame` with their absolute error: columns __ts, __g, __err."""
     empty = pl.DataFrame(schema={_TS: pl.Datetime("us", "UTC"), "__g": pl.String, "__err": pl.Float64})
-    if frame is None or frame.height == 0 or PREDICTION not in frame.columns or spec.target.column not in frame.columns:
+    needed = (PREDICTION, spec.target.column, spec.timestamp)
+    if frame is None or frame.height == 0 or any(c not in frame.columns for c in needed):
         return empty
     y = pl.col(spec.target.column).cast(pl.Float64, strict=False)
     err = (y - pl.col(PREDICTION).cast(pl.Float64, strict=False)).abs()
