@@ -387,6 +387,9 @@ def validate_spec(spec: DatasetSpec) -> None:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise SpecError(f"{src}: columns used twice: {dupes}")
+    reserved = [n for n in names if n.startswith("__")]
+    if reserved:
+        raise SpecError(f"{src}: column names starting with '__' are reserved for the platform's working columns: {reserved}; rename them")
     _validate_durations(spec)
     _validate_roles(spec)
     _validate_calendar(spec)

@@ -10,7 +10,6 @@ import copy
 import json
 import math
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -19,6 +18,7 @@ import pytest
 from mlops_assets.core.drift import NO_KNOWN_GROUP, NO_TRIGGER, NOTHING_TO_JUDGE, DriftConfig, calibrate, judge_batch, judged_columns
 from mlops_assets.core.reference import ReferenceData
 from mlops_assets.core.spec import spec_from_dict
+from mlops_assets_tests.compare import assert_same
 
 SPEC = spec_from_dict({
     "name": "small", "timestamp": {"column": "ts", "timezone": "UTC"}, "group": "zone",
@@ -61,18 +61,6 @@ def reference(days: int = 400, calibrated: bool = True) -> ReferenceData:
     if calibrated:
         ref.calibration = calibrate(ref, SPEC, CONFIG)
     return ref
-
-
-def same_verdict(a: Any, b: Any) -> bool:
-    """Equal verdicts, floats to 1e-12: polars' multithreaded group-by sums a group's partial
-    sums in whichever order its threads finish, so a mean can differ in its last bit."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_verdict(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(same_verdict(x, y) for x, y in zip(a, b))
-    if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15) or (math.isnan(a) and math.isnan(b))
-    return a == b
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +151,7 @@ def test_a_young_champion_is_compared_with_its_recent_rows():
 
 def test_an_uncalibrated_champion_is_calibrated_on_the_fly(champion):
     bare = reference(calibrated=False)
-    assert same_verdict(judge_batch(rows(400, 1, seed=1), bare, SPEC, CONFIG), judge_batch(rows(400, 1, seed=1), champion, SPEC, CONFIG))
+    assert_same(judge_batch(rows(400, 1, seed=1), bare, SPEC, CONFIG), judge_batch(rows(400, 1, seed=1), champion, SPEC, CONFIG), rel=1e-12)
 
 
 def test_the_calibration_measures_both_references_and_the_error_spread(champion):
@@ -283,7 +271,7 @@ def test_a_batch_at_new_year_finds_its_season_across_the_turn_of_the_year():
 def test_naive_timestamps_are_read_as_utc(champion):
     batch = rows(400, 1, temp_shift=15.0, seed=1)
     naive = batch.with_columns(pl.col("ts").dt.replace_time_zone(None))
-    assert same_verdict(judge_batch(naive, champion, SPEC, CONFIG), judge_batch(batch, champion, SPEC, CONFIG))
+    assert_same(judge_batch(naive, champion, SPEC, CONFIG), judge_batch(batch, champion, SPEC, CONFIG), rel=1e-12)
 
 
 def test_a_shift_of_every_group_by_its_own_spread_is_seen_whatever_the_groups_sizes(champion):

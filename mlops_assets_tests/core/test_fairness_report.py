@@ -18,6 +18,7 @@ from mlops_assets.core.fairness import (
     report_table,
     uses_scales,
 )
+from mlops_assets_tests.compare import assert_same
 
 REPORT_KEYS = {
     "rule", "grouped", "threshold", "overall", "excluded_rows", "overall_mae", "overall_nmae", "normalized_by",
@@ -28,18 +29,6 @@ ROW_KEYS = {"group", "mae", "rmse", "mape", "count", "nmae", "gap", "gap_ci_low"
 TABLE_COLUMNS = ["group", "count", "mae", "rmse", "mape", "nmae", "gap", "gap_ci_low", "gap_ci_high", "status"]
 SINGLE = "single series: nothing to compare"
 WAPE = "mean |actual| (WAPE)"
-
-
-def assert_same(actual, expected):
-    """Equal dicts, floats compared with a tolerance and NaN equal to NaN."""
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict) and set(actual) == set(expected)
-        for key in expected:
-            assert_same(actual[key], expected[key])
-    elif isinstance(expected, float):
-        assert actual == pytest.approx(expected, nan_ok=True)
-    else:
-        assert actual == expected
 
 
 def nan_overall():

@@ -30,6 +30,8 @@ def test_spec_from_env_var(tmp_path, monkeypatch):
         ({"target": {"column": "y", "on_out_of_range": "clip"}}, "on_out_of_range"),
         ({"target": {"column": "y", "min": 5, "max": 1}}, "min 5"),
         ({"group": "ts"}, "columns used twice"),
+        ({"features": {"numeric": ["temp", "__run"]}}, r"reserved .*\['__run'\]"),
+        ({"group": "__g"}, "reserved"),
         ({"frequency": "fortnightly"}, "frequency"),
         ({"frequency": "2h"}, "not supported"),
     ],
