@@ -15,6 +15,7 @@ or a named mutation survives.
     python .ci/mutation.py                      # every module
     python .ci/mutation.py --fast               # promotion and landing modules, every named mutation (CI)
     python .ci/mutation.py --modules splitting  # some modules (names or paths)
+    python .ci/mutation.py --modules features --survivors  # only the last run's survivors, after new tests
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ MODULES = (
     # Polars deadlocks in a child forked after its thread pool ran (every mutant would time out
     # and count as killed): modules whose tests use polars run from a fork server.
     Module("splitting", "mlops_assets/core/splitting.py", ("mlops_assets_tests/core/test_splitting_*.py", "mlops_assets_tests/core/test_properties_splitting.py"), isolation="forkserver"),
-    Module("features", "mlops_assets/core/features.py", ("mlops_assets_tests/core/test_features.py", "mlops_assets_tests/core/test_frequencies.py", "mlops_assets_tests/core/test_calendar_and_observed.py", "mlops_assets_tests/core/test_missing_values.py", "mlops_assets_tests/core/test_properties_features.py"), isolation="forkserver"),
+    Module("features", "mlops_assets/core/features.py", ("mlops_assets_tests/core/test_features*.py", "mlops_assets_tests/core/test_frequencies.py", "mlops_assets_tests/core/test_calendar_and_observed.py", "mlops_assets_tests/core/test_missing_values.py", "mlops_assets_tests/core/test_properties_features.py"), isolation="forkserver"),
     Module("drift", "mlops_assets/core/drift.py", ("mlops_assets_tests/core/test_drift*.py", "mlops_assets_tests/core/test_properties_drift.py"), isolation="forkserver"),  # test_retrain_decision.py: same rules, ~25 s of fixtures per mutant
     Module("fairness", "mlops_assets/core/fairness.py", ("mlops_assets_tests/core/test_fairness*.py",), isolation="forkserver"),
 )
@@ -257,6 +258,46 @@ def mutate_module(module: Module, children: int) -> Outcome:
     return outcome
 
 
+def source_hash(module: Module) -> str:
+    import hashlib
+
+    return hashlib.sha256((ROOT / module.path).read_bytes()).hexdigest()
+
+
+def resurvey_module(module: Module, children: int, previous: dict | None) -> Outcome:
+    """Test only the last full run's survivors again, against the current tests (after new
+    tests were written for them). Sound only while the mutated file is unchanged since that
+    run (the mutants are the same and adding tests cannot revive a killed one): checked by the
+    file's hash, else the module must be run in full."""
+    started = time.monotonic()
+    outcome = Outcome(module)
+    if not previous or previous.get("error") or previous.get("source_sha256") != source_hash(module):
+        outcome.error = f"{module.path} changed since its last full run (or it has none): run it in full (--modules {module.name})"
+        return outcome
+    tests = test_paths(module)
+    folder = prepare_scratch(module, tests)
+    names = [s["name"] for s in previous["survivors"]]
+    outcome.error = run_mutmut(module, folder, children, names) if names else ""
+    found = {} if outcome.error or not names else statuses(folder, module)
+    timed_out = [n for n in names if found.get(n) == "timeout"]
+    if timed_out and not outcome.error:
+        outcome.error = run_mutmut(module, folder, 1, timed_out)
+        found = {} if outcome.error else statuses(folder, module)
+    if outcome.error:
+        return outcome
+    outcome.counts = dict(previous["counts"])
+    for old in previous["survivors"]:
+        new = found[old["name"]]
+        outcome.counts[old["status"]] -= 1
+        outcome.counts[new] = outcome.counts.get(new, 0) + 1
+        if new not in KILLED:
+            outcome.survivors.append(describe(folder, module, old["name"], new))
+    outcome.counts = {k: v for k, v in outcome.counts.items() if v}
+    outcome.survivors.sort(key=lambda m: (m.line, m.name))
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
 # ---------------------------------------------------------------- equivalents and named mutations
 
 
@@ -346,6 +387,7 @@ def outcome_record(outcome: Outcome) -> dict:
         "counts": outcome.counts,
         "error": outcome.error,
         "survivors": [vars(m) for m in outcome.survivors],
+        "source_sha256": source_hash(outcome.module),
     }
 
 
@@ -388,11 +430,18 @@ def render(results: dict) -> str:
         equivalent = sum(1 for s in r["survivors"] if s["reason"])
         other = len(r["survivors"]) - equivalent
         shown = "error" if r["error"] else pct(r["score"])
-        out.append(f"| {module.name} | `{r['path']}` | {r['total']} | {r['killed']} | {equivalent} | {other} | {shown} | {pct(r['threshold'])} | {r['run_at']} | {r['seconds']} |")
-    out += ["", "Score = killed / (mutants − listed equivalents). Killed includes timeouts.", ""]
+        out.append(f"| {module.name} | `{r['path']}` | {r['total']} | {r['killed']} | {equivalent} | {other} | {shown} | {pct(r['threshold'])} | {ran(r)} | {r['seconds']} |")
+    out += ["", "Score = killed / (mutants − listed equivalents). Killed includes timeouts. A module whose survivors were",
+            "re-tested after new tests (`--survivors`, allowed only while its file is unchanged) shows both times.", ""]
     out += render_named(results["named"])
     out += render_survivors(results)
     return "\n".join(out) + "\n"
+
+
+def ran(record: dict) -> str:
+    if record.get("full_run_at"):
+        return f"{record['full_run_at']} (survivors re-tested {record['run_at']})"
+    return record["run_at"]
 
 
 def render_named(named: dict) -> list[str]:
@@ -484,13 +533,21 @@ def main() -> int:
     parser.add_argument("--no-named", action="store_true", help="skip the named hand-made mutations")
     parser.add_argument("--render-only", action="store_true", help="only rewrite docs/mutation.md (after editing the equivalents)")
     parser.add_argument("--named", help="only these named mutations (comma-separated ids), no mutmut run")
+    parser.add_argument("--survivors", action="store_true", help="re-test only the last full run's survivors (the module's file must be unchanged)")
     args = parser.parse_args()
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
     modules = [] if args.render_only or args.named else selected(args)
     started, records, problems = time.monotonic(), [], []
+    previous = json.loads(RESULTS.read_text())["modules"] if RESULTS.exists() else {}
     for module in modules:
-        record = outcome_record(mutate_module(module, args.max_children))
+        if args.survivors:
+            outcome = resurvey_module(module, args.max_children, previous.get(module.name))
+        else:
+            outcome = mutate_module(module, args.max_children)
+        record = outcome_record(outcome)
+        if args.survivors and not outcome.error:
+            record["full_run_at"] = previous[module.name].get("full_run_at") or previous[module.name]["run_at"]
         record["stale_equivalents"] = explain(record["path"], record["survivors"], load_yaml(EQUIVALENT))
         record["score"] = round(score(record), 4)
         records.append(record)

@@ -120,6 +120,12 @@ def feature_columns(spec: DatasetSpec) -> list[str]:
     ]  # fmt: skip
 
 
+def generated_columns(spec: DatasetSpec) -> list[str]:
+    """Every column the feature builder adds (whatever the frequency): a spec column of the
+    same name would be silently overwritten, so the spec refuses one."""
+    return [*CALENDAR_COLUMNS, *temperature_columns(spec), *lag_columns(spec), *observed_lag_columns(spec), *BASELINE_COLUMNS]
+
+
 def required_lag_hours(spec: DatasetSpec) -> float:
     """The shortest target lag: a row is a feature row once it is present (longer lags, rolling
     statistics, observed-only lags and baselines may still be null, as in a new group's first week)."""
@@ -384,14 +390,11 @@ def values_after_cutoff(features: pl.DataFrame, history: pl.DataFrame, spec: Dat
     A value is accounted for when it equals its source at t - lag, or, where that source is
     missing, for the target only: equals the last earlier observed value (carried forward), or
     lies between it and the next observed value when that next value is no later than
-    t - horizon (linear fill). Observed-only features are never filled. An observed-only column
-    among the model inputs counts all its values."""
+    t - horizon (linear fill). Observed-only features are never filled (and never inputs at t:
+    `feature_columns`)."""
     ts = spec.timestamp
     by = [spec.group] if spec.group else None
     result = {}
-    for col in spec.observed_only_columns:
-        if col in feature_columns(spec):
-            result[col] = int(features.get_column(col).drop_nulls().len()) if col in features.columns else 1
     for col, (source_col, hours) in lag_sources(spec).items():
         if col not in features.columns:
             continue

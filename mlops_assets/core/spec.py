@@ -377,6 +377,17 @@ def spec_from_dict(raw: Any, source: str = "<memory>") -> DatasetSpec:
     return spec
 
 
+def _validate_generated_names(spec: DatasetSpec, names: list[str]) -> None:
+    from mlops_assets.core.features import generated_columns  # its names follow from the spec
+
+    clash = sorted(set(names) & set(generated_columns(spec)))
+    if clash:
+        raise SpecError(
+            f"{spec.source}: columns {clash} have the names of columns the platform generates "
+            "(calendar, lags, rolling statistics, baselines) and would be overwritten; rename them"
+        )
+
+
 def validate_spec(spec: DatasetSpec) -> None:
     src = spec.source
     try:
@@ -390,6 +401,7 @@ def validate_spec(spec: DatasetSpec) -> None:
     reserved = [n for n in names if n.startswith("__")]
     if reserved:
         raise SpecError(f"{src}: column names starting with '__' are reserved for the platform's working columns: {reserved}; rename them")
+    _validate_generated_names(spec, names)
     _validate_durations(spec)
     _validate_roles(spec)
     _validate_calendar(spec)
