@@ -1,4 +1,5 @@
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -28,6 +29,42 @@ hypothesis_settings.register_profile(
 )
 _MUTATING = "mutation" if os.environ.get("MUTANT_UNDER_TEST") else "suite"
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _MUTATING))
+
+
+# Polars work while a test module is imported (a frame built in a parametrize list) starts
+# polars' thread pool in the collecting process. mutmut's fork server collects once and forks
+# every mutant from it: each forked child then waits forever for pool threads it does not have.
+_POOL_THREAD = re.compile(r"polars-\d+$")
+_pool_started_by: list[str] = []
+
+
+def _polars_pool_running() -> bool:
+    tasks = Path(f"/proc/{os.getpid()}/task")
+    if not tasks.exists():
+        return False
+    names = []
+    for task in tasks.iterdir():
+        try:
+            names.append((task / "comm").read_text().strip())
+        except OSError:  # the thread ended while we looked
+            continue
+    return any(_POOL_THREAD.match(n) for n in names)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    before = bool(_pool_started_by) or _polars_pool_running()
+    yield
+    if not before and isinstance(collector, pytest.Module) and _polars_pool_running():
+        _pool_started_by.append(str(collector.path))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if _pool_started_by:
+        raise pytest.UsageError(
+            f"{_pool_started_by[0]} runs polars while it is imported (module-level frames or parametrize values): "
+            "build the frames inside the tests (e.g. parametrize with lambdas), or mutants forked after collection deadlock"
+        )
 
 
 @pytest.fixture

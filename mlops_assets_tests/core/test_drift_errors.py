@@ -144,17 +144,20 @@ def test_a_single_labelled_row_is_one_window():
 
 @pytest.mark.parametrize(
     "recent",
+    # Built in the test, not at collection: polars work at import starts its thread pool, and
+    # a mutant forked from that process (mutmut's fork server) would deadlock.
     [
-        None,
-        hourly(14, [1.0]).head(0),
-        pl.DataFrame({"ts": [], "zone": [], "load": [], "prediction": []}),  # built from empty lists: untyped columns
-        hourly(14, FACTORS).drop("prediction"),
-        hourly(14, FACTORS).drop("load"),
-        hourly(14, FACTORS).with_columns(pl.lit(None, dtype=pl.Float64).alias("load")),
+        lambda: None,
+        lambda: hourly(14, [1.0]).head(0),
+        lambda: pl.DataFrame({"ts": [], "zone": [], "load": [], "prediction": []}),  # built from empty lists: untyped columns
+        lambda: hourly(14, FACTORS).drop("prediction"),
+        lambda: hourly(14, FACTORS).drop("load"),
+        lambda: hourly(14, FACTORS).with_columns(pl.lit(None, dtype=pl.Float64).alias("load")),
     ],
     ids=["none", "no-rows", "untyped-empty", "no-forecasts", "no-target", "unlabelled"],
 )
 def test_recent_rows_without_labelled_forecasts_have_no_error_windows(recent):
+    recent = recent()
     assert realized_spread(recent) == {"windows": 0, "mean_log_ratio": 0.0, "sd_log_ratio": 0.0, "autocorrelation": 0.0}
 
 
@@ -269,11 +272,11 @@ def test_a_champion_without_recent_error_gives_no_ratio():
 
 @pytest.mark.parametrize(
     "recent",
-    [None, hourly(14, FACTORS).drop("prediction")],
+    [lambda: None, lambda: hourly(14, FACTORS).drop("prediction")],
     ids=["no-recent-rows", "recent-rows-without-forecasts"],
 )
 def test_a_champion_without_recent_forecasts_is_not_tested_and_has_no_forecast_drift(recent):
-    v = judge_batch(hourly(24, [2.0]), champion(recent), SPEC, CONFIG)
+    v = judge_batch(hourly(24, [2.0]), champion(recent()), SPEC, CONFIG)
     assert v["realized"] == {
         "rows": 0, "mae": None, "reference_mae": None, "ratio": None, "ci_low": None, "ci_high": None, "tested": False,
         "why_not": "the champion's reference has no labelled recent rows",

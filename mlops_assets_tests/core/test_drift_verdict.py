@@ -273,14 +273,14 @@ def test_forecasts_that_are_not_numbers_are_left_out_of_the_batch():
 @pytest.mark.parametrize(
     ("batch", "why"),
     [
-        (scored([10, 11], x=[0.0, 2.0]).with_columns(pl.lit("east").alias("zone")), NO_KNOWN_GROUP),
-        (scored([10, 11], x=[0.0, 2.0]).drop("ts"), NOTHING_TO_JUDGE),
+        (lambda: scored([10, 11], x=[0.0, 2.0]).with_columns(pl.lit("east").alias("zone")), NO_KNOWN_GROUP),
+        (lambda: scored([10, 11], x=[0.0, 2.0]).drop("ts"), NOTHING_TO_JUDGE),
     ],
     ids=["only-new-groups", "no-timestamp"],
 )
 def test_a_batch_that_cannot_be_judged_gets_the_whole_empty_verdict(batch, why):
     calibration = {"weights": {"x": 1.0}, "drift": drift("2", recent=entry(100.0))}
-    v = judge_batch(batch, champion(calibration, {"x": 1.0}, features=("x",)), SPEC, RECENT_ONLY)
+    v = judge_batch(batch(), champion(calibration, {"x": 1.0}, features=("x",)), SPEC, RECENT_ONLY)
     assert v == {
         "features": [], "reference": {"kind": "none", "rows": 0, "from": None, "to": None, "description": why},
         "weighted_drift": 0.0, "weighted_drift_threshold": None, "prediction_drift": {},
