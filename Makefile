@@ -6,6 +6,11 @@ STAMP := $(VENV)/.installed
 MLOPS_HOME ?= $(CURDIR)/.mlops
 export MLOPS_HOME
 export KERAS_BACKEND ?= jax
+DAGSTER_PORT ?= 3000
+MLFLOW_PORT ?= 5000
+# Links in alerts, MLflow tags and asset metadata point at the UIs `make ui` and `make mlflow-ui` serve.
+export MLOPS_DAGSTER_URL ?= http://127.0.0.1:$(DAGSTER_PORT)
+export MLOPS_MLFLOW_URL ?= http://127.0.0.1:$(MLFLOW_PORT)
 
 .PHONY: install demo test mutation mutation-fast audit ui mlflow-ui bench lint clean
 
@@ -46,12 +51,12 @@ audit: install  ## pip-audit every installed package; fails if any finding is no
 	$(BIN)/pip-audit --strict --no-deps --disable-pip --progress-spinner off -r $(VENV)/audit-requirements.txt \
 		$(addprefix --ignore-vuln ,$(shell sed -e 's/\#.*//' $(AUDIT_IGNORE)))
 
-ui: install  ## Dagster webserver + daemon on 127.0.0.1:3000, instance under MLOPS_HOME
+ui: install  ## Dagster webserver + daemon on 127.0.0.1:$(DAGSTER_PORT) (default 3000), instance under MLOPS_HOME
 	mkdir -p $(MLOPS_HOME)/dagster_home
-	DAGSTER_HOME=$(MLOPS_HOME)/dagster_home $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	DAGSTER_HOME=$(MLOPS_HOME)/dagster_home $(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) -w workspace.yaml
 
-mlflow-ui: install  ## MLflow UI on 127.0.0.1:5000 over the local tracking store
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLOPS_HOME)/mlflow.db --default-artifact-root $(MLOPS_HOME)/mlartifacts --host 127.0.0.1 --port 5000
+mlflow-ui: install  ## MLflow UI on 127.0.0.1:$(MLFLOW_PORT) (default 5000) over the local tracking store
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLOPS_HOME)/mlflow.db --default-artifact-root $(MLOPS_HOME)/mlartifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 EVIDENTLY_VENV ?= $(CURDIR)/.venv-evidently
 

@@ -489,7 +489,14 @@ do not make) is not killed.
 When a survivor appears: `cd .mutation/<module> && ../../.venv/bin/mutmut show <mutant>` shows
 it; kill it with a test that checks what the mutated code decides, or, if no test can tell it
 from the original, add it (function, before, after, as shown below) with the reason to
-`docs/mutation_equivalent.yaml` and run `.ci/mutation.py --render-only`.
+`docs/mutation_equivalent.yaml` and run `.ci/mutation.py --render-only`. After writing tests
+for a module's survivors, `.ci/mutation.py --modules <module> --survivors` tests only those
+survivors again (minutes instead of a full run); it refuses when the module's file changed since
+its full run, since the mutants would no longer be the same.
+
+Test modules must not run polars while they are imported (a frame built in a parametrize list):
+that starts polars' thread pool in the process mutmut forks every mutant from, and each forked
+mutant then hangs. The suite's conftest refuses such a module by name.
 """
 
 

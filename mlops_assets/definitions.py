@@ -62,6 +62,8 @@ def local_resources() -> dict:
             tracking_uri=os.environ.get("MLOPS_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
             artifact_root=os.environ.get("MLOPS_ARTIFACT_ROOT") or str(home / "mlartifacts"),
             experiment=os.environ.get("MLOPS_EXPERIMENT", "load_forecasting"),
+            mlflow_ui_url=settings.mlflow_url(),
+            dagster_ui_url=settings.dagster_url(),
         ),
     }
 
@@ -80,6 +82,7 @@ def alert_channels(home) -> AlertChannels:
     env = os.environ.get
     return AlertChannels(
         log_file=env("MLOPS_ALERT_LOG") or str(home / "alerts.log"),
+        dagster_ui_url=settings.dagster_url(),
         smtp_host=env("MLOPS_SMTP_HOST", ""),
         smtp_port=int(env("MLOPS_SMTP_PORT", "25")),
         smtp_from=env("MLOPS_SMTP_FROM", "mlops-assets@localhost"),

@@ -25,6 +25,16 @@ def storage_dir() -> str:
     return os.environ.get("MLOPS_STORAGE_DIR") or str(mlops_home() / "storage")
 
 
+def dagster_url() -> str:
+    """Where the Dagster UI is reached: the base of run links in alerts, MLflow tags and summaries."""
+    return os.environ.get("MLOPS_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/")
+
+
+def mlflow_url() -> str:
+    """Where the MLflow UI is reached: the base of run and model-version links in asset metadata."""
+    return os.environ.get("MLOPS_MLFLOW_URL", "http://127.0.0.1:5000").rstrip("/")
+
+
 def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME") or mlops_home() / "dagster_home")
 

@@ -134,7 +134,7 @@ def print_monitoring(key: str, result: dg.ExecuteInProcessResult, echo: Echo) ->
 def print_next_steps(echo: Echo) -> None:
     echo(
         f"\nlocal state: {settings.mlops_home()}"
-        "\nDagster UI:  make ui         (http://127.0.0.1:3000: asset graph, runs, checks, sensors)"
-        "\nMLflow UI:   make mlflow-ui  (http://127.0.0.1:5000: runs, plots, registry)"
+        f"\nDagster UI:  make ui         ({settings.dagster_url()}: asset graph, runs, checks, sensors)"
+        f"\nMLflow UI:   make mlflow-ui  ({settings.mlflow_url()}: runs, plots, registry)"
         "\nstatus:      .venv/bin/mlops-assets status"
     )

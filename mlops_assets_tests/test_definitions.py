@@ -59,3 +59,22 @@ def test_gate_thresholds_come_from_the_environment(mlops_home, monkeypatch):
     monkeypatch.setenv("MLOPS_MAX_MAPE", "5")
     policy = build_definitions("local").resources["promotion"].policy()
     assert (policy.min_skill, policy.max_mape, policy.min_r2) == (0.2, 5.0, None)
+
+
+def test_links_point_at_the_ui_addresses_from_the_environment(mlops_home, monkeypatch):
+    """Run links in alerts and MLflow links in metadata follow MLOPS_DAGSTER_URL and
+    MLOPS_MLFLOW_URL (a UI on another port or host), defaulting to the ports `make ui` and
+    `make mlflow-ui` use."""
+    from mlops_assets.definitions import build_definitions
+
+    monkeypatch.delenv("MLOPS_DAGSTER_URL", raising=False)
+    monkeypatch.delenv("MLOPS_MLFLOW_URL", raising=False)
+    resources = build_definitions("local").resources
+    assert resources["alerts"].run_url("r1") == "http://127.0.0.1:3000/runs/r1"
+    assert resources["mlflow_tracking"].model_version_url("2").startswith("http://127.0.0.1:5000/#/models/")
+    monkeypatch.setenv("MLOPS_DAGSTER_URL", "http://127.0.0.1:3999/")
+    monkeypatch.setenv("MLOPS_MLFLOW_URL", "https://mlflow.example.org")
+    resources = build_definitions("local").resources
+    assert resources["alerts"].run_url("r1") == "http://127.0.0.1:3999/runs/r1"
+    assert resources["mlflow_tracking"].dagster_ui_url == "http://127.0.0.1:3999"
+    assert resources["mlflow_tracking"].model_version_url("2").startswith("https://mlflow.example.org/#/models/")
