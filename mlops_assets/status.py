@@ -69,4 +69,9 @@ def _print_registry(echo: Callable[[str], None]) -> None:
     history = registry.history()
     echo(f"champion     {registry.alias_version(CHAMPION) or 'none'} (model {registry.name}); challenger {registry.alias_version(CHALLENGER) or 'none'}")
     for entry in history[-5:]:
-        echo(f"  {entry['at']} {entry['action']:<13} v{entry['version']} (was v{entry['previous_champion']}) by {entry['trigger']}: {entry['reason'][:120]}")
+        echo(f"  {entry['at']} {entry['action']:<13} v{entry['version']} (was {_version(entry['previous_champion'])}) by {entry['trigger']}: {entry['reason'][:120]}")
+
+
+def _version(version: str | None) -> str:
+    """`v3`, or `none` before the first champion."""
+    return f"v{version}" if version else "none"

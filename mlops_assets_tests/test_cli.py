@@ -42,6 +42,7 @@ def test_demo_runs_the_whole_graph_and_status_reports_it(tmp_path):
 
     status = cli(tmp_path, "status")
     assert status.returncode == 0 and "champion     1" in status.stdout and "1 quarantined" in status.stdout
+    assert "v1 (was none) by" in status.stdout and "None" not in status.stdout  # the first champion had no predecessor
 
     again = cli(tmp_path, "simulate", "--days", "1", "--groups", "3")
     assert again.returncode == 0 and "load_2024-02-10_2024-02-10.csv" in again.stdout  # continues after the demo's data

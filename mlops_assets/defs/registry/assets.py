@@ -229,11 +229,15 @@ def champion_model(context: dg.AssetExecutionContext, config: ChampionConfig, re
         history,
         metadata={
             "champion_version": registry.alias_version(CHAMPION) or "none",
-            "action": f"{entry['action']} v{entry['version']} (previous {entry['previous_champion']})",
+            "action": f"{entry['action']} v{entry['version']} (previous champion {_version(entry['previous_champion'])})",
             "reason": entry["reason"],
             "history": markdown_table(history.select("at", "action", "version", "previous_champion", "trigger", "reason").reverse(), 20),
         },
     )
+
+
+def _version(version: str | None) -> str:
+    return f"v{version}" if version else "none"
 
 
 def _history_frame(registry) -> pl.DataFrame:
