@@ -389,3 +389,20 @@ def test_a_feature_whose_no_drift_score_never_varies_has_no_ordinary_spread(cons
 
     windows = [{"flat": constant, "seen": s} for s in (0.05, 0.1, 0.2, 0.15, 0.3, 0.12, 0.08, 0.25, 0.18, 0.11)]
     assert list(_log_spreads(windows)) == ["seen"]
+
+
+@pytest.mark.parametrize(
+    ("mean_log", "sd", "kept"),
+    [
+        (10.0, 5e-9, False),  # below 1e-9 x |mean| = 1e-8: noise of a constant score
+        (10.0, 2e-8, True),  # above it
+        (0.5, 1.5e-9, True),  # |mean| under 1: the floor is 1e-9 itself
+        (0.5, 0.5e-9, False),
+    ],
+)
+def test_the_spread_floor_is_relative_to_the_size_of_the_mean_log_score(mean_log, sd, kept):
+    from mlops_assets.core.drift import _log_spreads
+
+    a = sd / math.sqrt(10 / 9)  # ten scores alternating +-a around the mean have this sample SD
+    windows = [{"f": math.exp(mean_log + (a if i % 2 else -a))} for i in range(10)]
+    assert ("f" in _log_spreads(windows)) is kept
