@@ -272,3 +272,16 @@ def test_recent_rows_without_a_timestamp_are_left_out_of_the_realized_error_too(
     batch = frame([BATCH_DAY + timedelta(hours=h) for h in range(3)], [2.0, 5.0, 9.0], ["a"] * 3)
     v = judge_batch(batch, champion(train, train.drop("ts")), SPEC, CONFIG)
     assert v["realized"]["tested"] is False
+
+
+def test_a_feature_stored_as_integers_in_training_and_floats_in_recent_rows_is_pooled():
+    """An integer-valued feature (a count) read as Int64 in the training sample and as Float64
+    in the recent rows: the pool takes the common type, and the batch is judged against both."""
+    train = frame(hours_before(datetime(2023, 1, 10, tzinfo=UTC), 4), [0, 2, 4, 6], ["a"] * 4)
+    recent = frame(hours_before(BATCH_DAY, 4), [1.0, 3.0, 5.0, 7.0], ["a"] * 4)
+    batch = frame([BATCH_DAY + timedelta(hours=h) for h in range(3)], [2.0, 5.0, 9.0], ["a"] * 3)
+    assert train.schema["x"] == pl.Int64 and recent.schema["x"] == pl.Float64
+    v = judge_batch(batch, champion(train, recent), SPEC, CONFIG)
+    pool = {"a": [0.0, 2.0, 4.0, 6.0, 1.0, 3.0, 5.0, 7.0]}
+    ks, w = expected_shift(standardise({"a": [1.0, 3.0, 5.0, 7.0]}, pool), standardise({"a": [2.0, 5.0, 9.0]}, pool))
+    assert (feature(v, "x")["ks"], feature(v, "x")["wasserstein"]) == pytest.approx((ks, w), rel=1e-12)
