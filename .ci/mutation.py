@@ -404,8 +404,9 @@ def save_results(records: list[dict], named: list[dict]) -> None:
             results["modules"][record["module"]] = record
         for entry in named:
             results["named"][entry["id"]] = entry
+        doc = render(results)  # first: it refreshes each record's equivalents and score
         RESULTS.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
-        DOC.write_text(render(results))
+        DOC.write_text(doc)
 
 
 def pct(x: float) -> str:
