@@ -311,19 +311,24 @@ def test_without_importance_every_judged_column_weighs_the_same(champion):
     assert weights == {"temp": 0.25, "humidity": 0.25, "load_lag_24h": 0.25, "tariff": 0.25}
 
 
+def empty_verdict(why: str) -> dict:
+    """The whole verdict of a batch with nothing to judge: a judged verdict's keys, empty."""
+    return {
+        "features": [], "reference": {"kind": "none", "rows": 0, "from": None, "to": None, "description": why},
+        "weighted_drift": 0.0, "weighted_drift_threshold": None, "prediction_drift": {},
+        "realized": {
+            "rows": 0, "mae": None, "reference_mae": None, "ratio": None, "ci_low": None, "ci_high": None, "tested": False,
+            "why_not": why,
+        },
+        "retrain": False, "reasons": [why], "top_features": [], "root_causes": [],
+    }  # fmt: skip
+
+
 def test_nothing_to_judge_is_a_whole_verdict_with_the_shape_of_a_judged_one(champion):
     """Sensors, the drift report and the UI read the same keys whatever the verdict."""
     unscored = rows(400, 1).with_columns(pl.lit(None, dtype=pl.Float64).alias("prediction"))
     v = judge_batch(unscored, champion, SPEC, CONFIG)
-    assert v == {
-        "features": [], "reference": {"kind": "none", "rows": 0, "from": None, "to": None, "description": NOTHING_TO_JUDGE},
-        "weighted_drift": 0.0, "weighted_drift_threshold": None, "prediction_drift": {},
-        "realized": {
-            "rows": 0, "mae": None, "reference_mae": None, "ratio": None, "ci_low": None, "ci_high": None, "tested": False,
-            "why_not": NOTHING_TO_JUDGE,
-        },
-        "retrain": False, "reasons": [NOTHING_TO_JUDGE], "top_features": [], "root_causes": [],
-    }  # fmt: skip
+    assert v == empty_verdict(NOTHING_TO_JUDGE)
     judged = judge_batch(rows(400, 1, seed=1), champion, SPEC, CONFIG)
     for part in (lambda d: d, lambda d: d["reference"], lambda d: d["realized"]):
         assert set(part(v)) <= set(part(judged))

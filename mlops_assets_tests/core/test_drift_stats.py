@@ -165,16 +165,22 @@ def test_feature_drift_needs_psi_and_wasserstein_strictly_above_their_thresholds
     assert row["drifted"] is drifted
 
 
-def test_feature_drift_row_of_a_categorical_column_holds_js_and_chi_square():
-    profile = {"columns": {"c": {"kind": "categorical", "categories": {"a": 0.75, "b": 0.25}}}}
-    [row] = feature_drift(profile, {"c": np.array(["a", "b"])}, {"c": np.array(["a", "b", "b", "b"])}, DriftConfig())
+def one_a_three_b_against_three_quarters_a() -> dict:
+    """The categorical row of a batch a, b, b, b against reference fractions 0.75 / 0.25
+    (smoothed by PSI_EPSILON): the same whether judged by feature_drift or judge_batch."""
     expected = smoothed([0.75, 0.25])
     js = jensenshannon(expected, [0.25, 0.75], base=2)
-    assert row == {
+    return {
         "feature": "c", "kind": "categorical", "ks": None, "ks_pvalue": None, "psi": None, "wasserstein": None,
         "js": pytest.approx(js, **EXACT), "chi2_pvalue": pytest.approx(chisquare([1.0, 3.0], expected * 4).pvalue, **EXACT),
         "drifted": True, "score": pytest.approx(js, **EXACT),
     }  # fmt: skip
+
+
+def test_feature_drift_row_of_a_categorical_column_holds_js_and_chi_square():
+    profile = {"columns": {"c": {"kind": "categorical", "categories": {"a": 0.75, "b": 0.25}}}}
+    [row] = feature_drift(profile, {"c": np.array(["a", "b"])}, {"c": np.array(["a", "b", "b", "b"])}, DriftConfig())
+    assert row == one_a_three_b_against_three_quarters_a()
 
 
 def test_feature_drift_a_js_distance_at_the_threshold_is_not_drift():
@@ -267,13 +273,7 @@ def test_judge_batch_categorical_row_with_fractions_of_the_reference_rows():
     """Reference tariff a, a, a, b: fractions 0.75 and 0.25, smoothed by PSI_EPSILON."""
     reference = champion([-1.0, -1.0, 1.0, 1.0], ["a", "a", "a", "b"])
     row = judged_rows(batch([-1.0, -1.0, 1.0, 1.0], ["a", "b", "b", "b"]), reference)["c"]
-    expected = smoothed([0.75, 0.25])
-    js = jensenshannon(expected, [0.25, 0.75], base=2)
-    assert row == {
-        "feature": "c", "kind": "categorical", "ks": None, "ks_pvalue": None, "psi": None, "wasserstein": None,
-        "js": pytest.approx(js, **EXACT), "chi2_pvalue": pytest.approx(chisquare([1.0, 3.0], expected * 4).pvalue, **EXACT),
-        "drifted": True, "score": pytest.approx(js, **EXACT),
-    }  # fmt: skip
+    assert row == one_a_three_b_against_three_quarters_a()
 
 
 def test_judge_batch_a_single_category_on_both_sides_is_no_drift_with_p_value_one():

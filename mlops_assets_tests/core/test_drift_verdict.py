@@ -18,7 +18,7 @@ import pytest
 
 from mlops_assets.core.drift import NO_KNOWN_GROUP, NO_TRIGGER, NOTHING_TO_JUDGE, DriftConfig, judge_batch
 from mlops_assets.core.reference import ReferenceData
-from mlops_assets_tests.core.test_drift_decision import SPEC, T0
+from mlops_assets_tests.core.test_drift_decision import SPEC, T0, empty_verdict
 
 RECENT_ONLY = DriftConfig(min_reference_rows=1000)  # no seasonal reference: the recent rows decide
 LEVEL = "99.3%"  # 1 - alpha/3 with alpha = 0.02
@@ -281,12 +281,4 @@ def test_forecasts_that_are_not_numbers_are_left_out_of_the_batch():
 def test_a_batch_that_cannot_be_judged_gets_the_whole_empty_verdict(batch, why):
     calibration = {"weights": {"x": 1.0}, "drift": drift("2", recent=entry(100.0))}
     v = judge_batch(batch(), champion(calibration, {"x": 1.0}, features=("x",)), SPEC, RECENT_ONLY)
-    assert v == {
-        "features": [], "reference": {"kind": "none", "rows": 0, "from": None, "to": None, "description": why},
-        "weighted_drift": 0.0, "weighted_drift_threshold": None, "prediction_drift": {},
-        "realized": {
-            "rows": 0, "mae": None, "reference_mae": None, "ratio": None, "ci_low": None, "ci_high": None, "tested": False,
-            "why_not": why,
-        },
-        "retrain": False, "reasons": [why], "top_features": [], "root_causes": [],
-    }  # fmt: skip
+    assert v == empty_verdict(why)
