@@ -63,15 +63,10 @@ def _print_training(instance: dg.DagsterInstance, echo: Callable[[str], None]) -
 
 def _print_registry(echo: Callable[[str], None]) -> None:
     from mlops_assets.definitions import build_resources
-    from mlops_assets.resources.registry import CHALLENGER, CHAMPION
+    from mlops_assets.resources.registry import CHALLENGER, CHAMPION, version_label
 
     registry = build_resources()["mlflow_tracking"].registry()
     history = registry.history()
     echo(f"champion     {registry.alias_version(CHAMPION) or 'none'} (model {registry.name}); challenger {registry.alias_version(CHALLENGER) or 'none'}")
     for entry in history[-5:]:
-        echo(f"  {entry['at']} {entry['action']:<13} v{entry['version']} (was {_version(entry['previous_champion'])}) by {entry['trigger']}: {entry['reason'][:120]}")
-
-
-def _version(version: str | None) -> str:
-    """`v3`, or `none` before the first champion."""
-    return f"v{version}" if version else "none"
+        echo(f"  {entry['at']} {entry['action']:<13} v{entry['version']} (was {version_label(entry['previous_champion'])}) by {entry['trigger']}: {entry['reason'][:120]}")

@@ -24,6 +24,11 @@ HISTORY_PREFIX = "history."
 MAX_TAG_CHARS = 4800
 
 
+def version_label(version: str | None) -> str:
+    """`v3`, or `none` where there is no version (the previous champion of the first one)."""
+    return f"v{version}" if version else "none"
+
+
 class ModelRegistry:
     def __init__(self, client, name: str):
         self.client = client

@@ -60,8 +60,8 @@ def lags_stay_in_group(features: pl.LazyFrame, load_history: pl.LazyFrame, datas
     blocking=True,
     additional_ins={"load_history": dg.AssetIn("load_history")},
     description="No value observed after t - horizon reaches a row at t: every target lag and every lag of an "
-    "observed-only feature is accounted for by the history at or before t - horizon (joined independently), and "
-    "no observed-only feature is an input as it is.",
+    "observed-only feature is accounted for by the history at or before t - horizon (joined independently); "
+    "observed-only features are inputs only as such lags.",
 )
 def no_observed_value_after_cutoff(
     features: pl.LazyFrame, load_history: pl.LazyFrame, dataset: DatasetSpecResource

@@ -17,7 +17,7 @@ from mlops_assets.defs.metadata import markdown_table
 from mlops_assets.resources.alerts import Alert, AlertChannels
 from mlops_assets.resources.dataset import DatasetSpecResource
 from mlops_assets.resources.promotion import PromotionSettings
-from mlops_assets.resources.registry import CHALLENGER, CHAMPION, COMPARED_TAG
+from mlops_assets.resources.registry import CHALLENGER, CHAMPION, COMPARED_TAG, version_label
 from mlops_assets.resources.tracking import MlflowTracking
 
 CHECK_DESCRIPTIONS = {
@@ -229,15 +229,11 @@ def champion_model(context: dg.AssetExecutionContext, config: ChampionConfig, re
         history,
         metadata={
             "champion_version": registry.alias_version(CHAMPION) or "none",
-            "action": f"{entry['action']} v{entry['version']} (previous champion {_version(entry['previous_champion'])})",
+            "action": f"{entry['action']} v{entry['version']} (previous champion {version_label(entry['previous_champion'])})",
             "reason": entry["reason"],
             "history": markdown_table(history.select("at", "action", "version", "previous_champion", "trigger", "reason").reverse(), 20),
         },
     )
-
-
-def _version(version: str | None) -> str:
-    return f"v{version}" if version else "none"
 
 
 def _history_frame(registry) -> pl.DataFrame:
