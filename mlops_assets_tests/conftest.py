@@ -53,9 +53,9 @@ def _polars_pool_running() -> bool:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_make_collect_report(collector: pytest.Collector):
-    before = bool(_pool_started_by) or _polars_pool_running()
+    watch = isinstance(collector, pytest.Module) and not _pool_started_by and not _polars_pool_running()
     yield
-    if not before and isinstance(collector, pytest.Module) and _polars_pool_running():
+    if watch and _polars_pool_running():
         _pool_started_by.append(str(collector.path))
 
 
