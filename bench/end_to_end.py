@@ -46,6 +46,7 @@ bench/results/profiles/<asset>.txt.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -179,6 +180,7 @@ def run_demo_timed(days: int, groups: int, executor: str = "in_process") -> dict
     t_import = time.perf_counter()
     from mlops_assets.defs.partitions import BATCHES
     from mlops_assets.definitions import build_definitions
+    from mlops_assets.console import Console
     from mlops_assets.demo import land_demo_data
     from mlops_assets.runner import ingest_landed, local_instance
 
@@ -189,7 +191,7 @@ def run_demo_timed(days: int, groups: int, executor: str = "in_process") -> dict
     defs = build_definitions()
     timings["definitions_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    land_demo_data(days, groups, corrupt=True, echo=lambda _: None)
+    land_demo_data(days, groups, corrupt=True, console=Console(stream=io.StringIO()))
     timings["landing_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
     ingested = ingest_landed(defs, instance) if executor == "in_process" else ingest_landed_deployed(defs, instance)

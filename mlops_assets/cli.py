@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from mlops_assets import settings
+from mlops_assets.console import Console, quiet_libraries, verbose_option
 
 
 @click.group()
@@ -73,11 +74,13 @@ def _remember_end(first: date, days: int) -> None:
 @click.option("--days", type=click.IntRange(min=30), default=180, show_default=True, help="History to simulate when the landing zone is empty.")
 @click.option("--groups", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--no-corrupt", is_flag=True, help="Do not land the deliberately broken demo file.")
-def demo(days: int, groups: int, no_corrupt: bool) -> None:
+@verbose_option
+def demo(days: int, groups: int, no_corrupt: bool, verbose: bool) -> None:
     """Run the whole graph on the embedded default (SQLite, local files) and print a summary."""
+    quiet_libraries(verbose)
     from mlops_assets.demo import run_demo
 
-    sys.exit(run_demo(days=days, groups=groups, corrupt=not no_corrupt, echo=click.echo))
+    sys.exit(run_demo(days=days, groups=groups, corrupt=not no_corrupt, console=Console(verbose)))
 
 
 @main.command()
@@ -85,43 +88,52 @@ def demo(days: int, groups: int, no_corrupt: bool) -> None:
     "--train/--no-train", "train", default=None,
     help="Retrain whatever happened (--train), or never (--no-train). Default: when the history changed since the last training.",
 )
-def run(train: bool | None) -> None:
+@verbose_option
+def run(train: bool | None, verbose: bool) -> None:
     """Process whatever is in the landing zone, without simulating anything: ingest new files,
     prepare, train and promote when the history changed, and monitor every new batch once a
     champion exists. Prints a summary; the exit code is 1 only when something broke."""
+    quiet_libraries(verbose)
     from mlops_assets.local_run import run_landed
 
-    sys.exit(run_landed(train=train, echo=click.echo))
+    sys.exit(run_landed(train=train, console=Console(verbose)))
 
 
 @main.command()
-def status() -> None:
-    """Batches ingested and quarantined, and the latest prepared data."""
+@verbose_option
+def status(verbose: bool) -> None:
+    """Batches ingested and quarantined, the champion and its latest decisions, and the latest
+    prepared data (-v: the whole promotion history)."""
+    quiet_libraries(verbose)
     from mlops_assets.status import print_status
 
-    print_status(click.echo)
+    print_status(click.echo, history_lines=None if verbose else 5)
 
 
 @main.command()
 @click.option("--reason", required=True, help="Why; recorded in the promotion history.")
-def rollback(reason: str) -> None:
+@verbose_option
+def rollback(reason: str, verbose: bool) -> None:
     """Move `champion` back to the version that served before the current one."""
+    quiet_libraries(verbose)
     from mlops_assets.runner import change_champion
 
-    sys.exit(change_champion("rollback_job", {"action": "rollback", "reason": reason}, click.echo))
+    sys.exit(change_champion("rollback_job", {"action": "rollback", "reason": reason}, Console(verbose)))
 
 
 @main.command()
 @click.option("--version", "version", required=True, help="Model version to make champion.")
 @click.option("--force", is_flag=True, help="Required: this overrides the blocking checks.")
 @click.option("--reason", required=True, help="Why; recorded in the promotion history.")
-def promote(version: str, force: bool, reason: str) -> None:
+@verbose_option
+def promote(version: str, force: bool, reason: str, verbose: bool) -> None:
     """The audited manual override: make VERSION champion whatever its checks said."""
     if not force:
         raise click.UsageError("promotion outside the gates needs --force (checked promotions happen in training_job)")
+    quiet_libraries(verbose)
     from mlops_assets.runner import change_champion
 
-    sys.exit(change_champion("manual_promotion_job", {"action": "force_promote", "reason": reason, "version": version}, click.echo))
+    sys.exit(change_champion("manual_promotion_job", {"action": "force_promote", "reason": reason, "version": version}, Console(verbose)))
 
 
 @main.command()

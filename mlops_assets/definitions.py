@@ -1,6 +1,7 @@
 """The code location: assets, checks, sensors, jobs and the resources of the deployment."""
 
 import os
+import re
 import warnings
 
 import dagster as dg
@@ -16,6 +17,7 @@ from mlops_assets.defs.monitoring.assets import batch_predictions, drift_report
 from mlops_assets.defs.monitoring.reference import monitoring_reference
 from mlops_assets.defs.monitoring.rescore import rescore_sensor
 from mlops_assets.defs.monitoring.sensors import drift_sensor
+from mlops_assets.defs.registry.sensors import champion_alias_sensor
 from mlops_assets.defs.schedules import daily_monitoring_schedule, weekly_retraining_schedule
 from mlops_assets.defs.registry.assets import champion_model, model_evaluation, registered_model
 from mlops_assets.defs.preparation import checks as preparation_checks
@@ -33,6 +35,9 @@ from mlops_assets.resources.tracking import MlflowTracking
 from mlops_assets.resources.training import TrainingSettings
 
 DEPLOYMENT_ENV_VAR = "MLOPS_DEPLOYMENT"
+OWNERS_ENV_VAR = "MLOPS_ASSET_OWNERS"
+DEFAULT_OWNERS = "team:ml-platform"
+DOMAIN_TAG = "domain"
 # Data versions on outputs are a beta API we rely on deliberately; say so once, here.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
@@ -42,7 +47,7 @@ def local_resources() -> dict:
     storage = settings.storage_dir()
     home = settings.mlops_home()
     return {
-        "io_manager": TableStorage(base_dir=storage),
+        "io_manager": TableStorage(base_dir=storage, spec_path=os.environ.get("MLOPS_DATASET_SPEC", "")),
         "landing": LandingZone(
             root=settings.landing_dir(),
             archive_root=f"{storage}/raw_files",
@@ -120,6 +125,39 @@ def build_resources(deployment: str | None = None) -> dict:
     return RESOURCES_BY_DEPLOYMENT[deployment]()
 
 
+def asset_owners(env=None) -> list[str]:
+    """The owners of every asset, from MLOPS_ASSET_OWNERS (comma-separated; default
+    team:ml-platform). Dagster accepts an email address or "team:<name>"."""
+    env = os.environ if env is None else env
+    text = env.get(OWNERS_ENV_VAR) or DEFAULT_OWNERS
+    owners = list(dict.fromkeys(o.strip() for o in text.split(",") if o.strip()))
+    bad = [o for o in owners if not _valid_owner(o)]
+    if bad or not owners:
+        raise ValueError(
+            f"{OWNERS_ENV_VAR}={text!r}: {bad or 'no owner'} is not an owner; give comma-separated email addresses "
+            "or team names written team:<name> (e.g. team:ml-platform,jane@example.com)"
+        )
+    return owners
+
+
+def _valid_owner(owner: str) -> bool:
+    """Dagster's rule: an email address, or "team:" followed by a name."""
+    if owner.startswith("team:"):
+        return len(owner) > len("team:") and not any(c.isspace() for c in owner)
+    return re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", owner) is not None
+
+
+def with_owners_and_domain(assets: list, owners: list[str]) -> list:
+    """Every asset with the platform's owners (added to its own) and a `domain` tag naming its
+    group (an asset's own `domain` tag wins)."""
+
+    def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
+        tags = {} if DOMAIN_TAG in spec.tags else {DOMAIN_TAG: spec.group_name or "default"}
+        return spec.merge_attributes(owners=[o for o in owners if o not in spec.owners], tags=tags)
+
+    return list(dg.map_asset_specs(apply, assets))
+
+
 preparation_automation_sensor = dg.AutomationConditionSensorDefinition(
     "preparation_automation_sensor",
     target=dg.AssetSelection.groups("preparation", "monitoring"),
@@ -129,13 +167,15 @@ preparation_automation_sensor = dg.AutomationConditionSensorDefinition(
 
 
 def build_definitions(deployment: str | None = None) -> dg.Definitions:
+    assets = [
+        raw_load, clean_load, load_history, features, splits, data_profile,
+        xgboost_model, linear_model, lstm_model, candidate_model, hyperparameter_sensitivity,
+        bias_report, fair_model, shap_summary, model_evaluation, registered_model, monitoring_reference,
+        champion_model, batch_predictions, drift_report,
+    ]
     return dg.Definitions(
-        assets=[
-            raw_load, clean_load, load_history, features, splits, data_profile,
-            xgboost_model, linear_model, lstm_model, candidate_model, hyperparameter_sensitivity,
-            bias_report, fair_model, shap_summary, model_evaluation, registered_model, monitoring_reference,
-            champion_model, batch_predictions, drift_report,
-        ],
+        # Owners and a domain tag on every asset, from here (MLOPS_ASSET_OWNERS).
+        assets=with_owners_and_domain(assets, asset_owners()),
         # Every check declared in the preparation module, so a new check cannot be left out here.
         asset_checks=dg.load_asset_checks_from_modules([preparation_checks]),
         jobs=[ingestion_job, preparation_job, training_job, rollback_job, manual_promotion_job, monitoring_job],
@@ -147,6 +187,7 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
             rescore_sensor,
             check_failure_alert_sensor,
             run_failure_alert_sensor,
+            champion_alias_sensor,
         ],
         resources=build_resources(deployment),
         executor=executor_from_env(),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from datetime import timedelta
 
 from mlops_assets import settings
+from mlops_assets.console import Console
 from mlops_assets.defs.partitions import BATCHES
 
 MAIN_JOB = "training_job"
@@ -29,7 +29,7 @@ def land_files(files: list[tuple[str, bytes]], landing: str) -> list[str]:
     return landed
 
 
-def land_demo_data(days: int, groups: int, corrupt: bool, echo: Callable[[str], None]) -> None:
+def land_demo_data(days: int, groups: int, corrupt: bool, console: Console) -> None:
     """A history file, then daily files (with the usual feed defects), then one broken file
     to show quarantine."""
     from mlops_assets.core.simulate import DEFAULT_START, SimulationConfig, batch_files, corrupt_file
@@ -40,17 +40,19 @@ def land_demo_data(days: int, groups: int, corrupt: bool, echo: Callable[[str], 
     history_days = days - DAILY_FILES
     history = SimulationConfig(start=DEFAULT_START, days=history_days, groups=groups)
     daily = SimulationConfig(start=DEFAULT_START + timedelta(days=history_days), days=DAILY_FILES, groups=groups, batch_days=1)
-    files = batch_files(spec, history) + batch_files(spec, daily)
-    if corrupt:
-        files.append(corrupt_file(spec, "wrong_type", daily))
-    paths = land_files(files, landing)
-    state = settings.mlops_home() / "simulate_state.json"
-    state.parent.mkdir(parents=True, exist_ok=True)
-    state.write_text(json.dumps({"next_start": (DEFAULT_START + timedelta(days=days)).isoformat()}))
-    echo(f"landed {len(paths)} demo files in {landing}")
+    with console.step("land") as step:
+        files = batch_files(spec, history) + batch_files(spec, daily)
+        if corrupt:
+            files.append(corrupt_file(spec, "wrong_type", daily))
+        paths = land_files(files, landing)
+        state = settings.mlops_home() / "simulate_state.json"
+        state.parent.mkdir(parents=True, exist_ok=True)
+        state.write_text(json.dumps({"next_start": (DEFAULT_START + timedelta(days=days)).isoformat()}))
+        broken = " (one broken on purpose)" if corrupt else ""
+        step.line = f"{len(paths)} demo files{broken}, {days} days x {groups} subregions, in {landing}"
 
 
-def run_demo(days: int, groups: int, corrupt: bool, echo: Callable[[str], None]) -> int:
+def run_demo(days: int, groups: int, corrupt: bool, console: Console) -> int:
     """Land simulated data when the platform has none, then what `mlops-assets run` does."""
     # Files written by this process are complete (atomic rename): no need to wait for them to settle.
     os.environ.setdefault("MLOPS_SETTLE_SECONDS", "0")
@@ -61,8 +63,8 @@ def run_demo(days: int, groups: int, corrupt: bool, echo: Callable[[str], None])
     instance = local_instance()
     defs = build_definitions()
     if not instance.get_dynamic_partitions(BATCHES) and _landing_is_empty(settings.landing_dir()):
-        land_demo_data(days, groups, corrupt, echo)
-    return process_landing(defs, instance, None, echo, trigger="cli:demo")
+        land_demo_data(days, groups, corrupt, console)
+    return process_landing(defs, instance, None, console, trigger="cli:demo")
 
 
 def _landing_is_empty(landing: str) -> bool:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops_assets.core.promotion import BLOCKING_CHECKS, champion_changed, rollback_target, serving_stack
-from mlops_assets.resources.registry import CHAMPION, COMPARED_TAG, ModelRegistry
+from mlops_assets.core.promotion import BLOCKING_CHECKS, champion_changed, recorded_champion, rollback_target, serving_stack
+from mlops_assets.resources.registry import CHAMPION, COMPARED_TAG, ModelRegistry, version_label
 
 REFUSED = "refuse"
+EXTERNAL = "external"
 
 
 class PromotionRefused(RuntimeError):
@@ -78,3 +79,17 @@ def force_promote(registry: ModelRegistry, version: str, reason: str, trigger: s
         previous = registry.alias_version(CHAMPION)
         registry.set_alias(CHAMPION, version)
         return registry.record("force_promote", version, previous, trigger, reason)
+
+
+def record_external_move(registry: ModelRegistry, trigger: str = "outside the platform (MLflow UI or API)") -> dict[str, Any] | None:
+    """If `champion` is not where the history's last move left it, it was moved outside the
+    platform (bypassing the gate): record that as an "external" entry and return it; None when
+    alias and history agree. Under the champion lock, so a move of ours in progress (alias set,
+    entry not yet written) is never mistaken for one."""
+    with registry.locked("looking for a champion moved outside the platform"):
+        history = registry.history()
+        expected, actual = recorded_champion(history), registry.alias_version(CHAMPION)
+        if actual == expected:
+            return None
+        reason = f"alias {CHAMPION} moved outside the platform: {version_label(expected)} -> {version_label(actual)} (no gate, no reason given)"
+        return registry.record(EXTERNAL, actual, expected, trigger, reason)

@@ -163,27 +163,9 @@ class StoredOutputsResult(dg.ExecuteInProcessResult):
 
 def step_errors(result: dg.ExecuteInProcessResult) -> list[tuple[str, str]]:
     """(step, first line of the underlying error) for every failed step."""
-    errors = []
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data.error:
-            error = event.step_failure_data.error
-            root = error
-            # Dagster wraps what went wrong (in the step, in an IO manager, ...): show the cause.
-            while root.cause and root.cls_name.startswith("DagsterExecution"):
-                root = root.cause
-            message = root.message.strip().splitlines()[0] if root.message.strip() else root.cls_name
-            errors.append((event.step_key, message.split(": ", 1)[-1] if message.startswith("dagster.") else message))
-    return errors
+    from mlops_assets.defs.alerts.sensors import root_message
 
-
-def refused_only(result: dg.ExecuteInProcessResult, steps: tuple[str, ...] = ("registered_model",)) -> bool:
-    """Whether the run failed only because blocking checks of `steps` said no (an outcome,
-    such as a refused promotion), not because anything broke."""
-    failures = [e for e in result.all_events if e.is_step_failure]
-    return bool(failures) and all(
-        e.step_key in steps and e.step_failure_data.error and e.step_failure_data.error.cls_name == "DagsterAssetCheckFailedError"
-        for e in failures
-    )
+    return [(e.step_key, root_message(e.step_failure_data.error)) for e in result.all_events if e.is_step_failure and e.step_failure_data.error]
 
 
 def failure_message(result: dg.ExecuteInProcessResult) -> str:
@@ -192,18 +174,20 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
     return errors[0][1] if errors else "failed"
 
 
-def change_champion(job: str, config: dict, echo) -> int:
+def change_champion(job: str, config: dict, console) -> int:
     """Run `rollback_job` / `manual_promotion_job` in-process, so the move is a Dagster run too."""
     from mlops_assets.definitions import build_definitions
 
     instance = local_instance()
     defs = build_definitions()
-    result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, raise_on_error=False, run_config=quiet_run_config({"ops": {"champion_model": {"config": config}}}), tags={"mlops/trigger": "cli"}
-    )
-    if result.success:
-        meta = result.get_asset_materialization_events()[0].materialization.metadata
-        echo(f"{meta['action'].value}; champion is now v{meta['champion_version'].value}")
-        return 0
-    echo(f"not changed: {failure_message(result)}")
-    return 1
+    with console.step(config["action"].replace("_", " ")) as step:
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, raise_on_error=False, run_config=quiet_run_config({"ops": {"champion_model": {"config": config}}}), tags={"mlops/trigger": "cli"}
+        )
+        if result.success:
+            meta = result.get_asset_materialization_events()[0].materialization.metadata
+            step.line = f"champion is now v{meta['champion_version'].value} ({meta['action'].value})"
+        else:
+            step.line, step.broken = f"not changed: {failure_message(result)}", True
+    console.detail(f"run {result.run_id}")
+    return 0 if result.success else 1

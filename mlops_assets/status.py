@@ -20,7 +20,7 @@ def quarantined_batches() -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(root.glob("*/reason.json"), key=str)]
 
 
-def print_status(echo: Callable[[str], None]) -> None:
+def print_status(echo: Callable[[str], None], history_lines: int | None = 5) -> None:
     from mlops_assets.runner import local_instance
 
     instance = local_instance()
@@ -28,14 +28,17 @@ def print_status(echo: Callable[[str], None]) -> None:
     quarantined = quarantined_batches()
     echo(f"MLOPS_HOME   {settings.mlops_home()}")
     cleaned = instance.get_materialized_partitions(dg.AssetKey("clean_load"))
-    pending = [key for key in batches if key not in cleaned and key not in {r["batch"] for r in quarantined}]
+    keys = {r["batch"] for r in quarantined}
+    pending = [key for key in batches if key not in cleaned and key not in keys]
     waiting = f", {len(pending)} pending (failed, will retry)" if pending else ""
-    echo(f"batches      {len(batches)} received, {len(quarantined)} quarantined{waiting}")
+    # A quarantined batch leaves the partitions (`quarantine_and_fail`); it was received all the same.
+    received = len(set(batches) | keys)
+    echo(f"batches      {received} received, {len(quarantined)} quarantined{waiting}")
     for key in pending:
         echo(f"  pending {key}")
     for record in quarantined:
         echo(f"  quarantined {record['batch']}: {record['reason']['summary'][:200]}")
-    _print_registry(echo)
+    _print_registry(echo, history_lines)
     _print_training(instance, echo)
     event = instance.get_latest_materialization_event(dg.AssetKey("load_history"))
     if event is None:
@@ -61,12 +64,12 @@ def _print_training(instance: dg.DagsterInstance, echo: Callable[[str], None]) -
         echo(f"training     run {run.run_id[:8]} of {run.job_name}: {run.status.value.lower()}")
 
 
-def _print_registry(echo: Callable[[str], None]) -> None:
+def _print_registry(echo: Callable[[str], None], history_lines: int | None) -> None:
     from mlops_assets.definitions import build_resources
     from mlops_assets.resources.registry import CHALLENGER, CHAMPION, version_label
 
     registry = build_resources()["mlflow_tracking"].registry()
     history = registry.history()
     echo(f"champion     {registry.alias_version(CHAMPION) or 'none'} (model {registry.name}); challenger {registry.alias_version(CHALLENGER) or 'none'}")
-    for entry in history[-5:]:
+    for entry in history[-history_lines if history_lines else 0:]:
         echo(f"  {entry['at']} {entry['action']:<13} v{entry['version']} (was {version_label(entry['previous_champion'])}) by {entry['trigger']}: {entry['reason'][:120]}")

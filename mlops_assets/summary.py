@@ -1,23 +1,19 @@
-"""The summary `mlops-assets run` and `mlops-assets demo` print, block by block.
+"""What `mlops-assets run` and `mlops-assets demo` print: one line per step, then the summary.
 
 Lines other tools and tests read (keep them stable; docs/your_own_data.md shows them):
     nothing to do: no batch file in the landing zone <dir> (...)      (empty platform, exit 0)
-    landing zone: <dir>
-    ingested <n> new batch(es); <q> quarantined; <f> failed; <d> already received
-      ingested <key>
-      QUARANTINED <key>: <reason>
+    ingest    <n> new batch(es) ingested, <q> quarantined[, <f> failed (retried next run)][, <d> already received]   <s>s
+      QUARANTINED <key>: <reason> (raw bytes and reason in <quarantine>/<key>)
       failed, will retry: <key or file name>: <error>
-      in progress in another run: <key>
-    <job>: SUCCESS|FAILED|REFUSED (run <id>)        (preparation_job, training_job)
-    training_job: NOT STARTED: <why>                (another training is queued, running or holds the lock)
-      materialized <asset> [<rows> rows] / check <asset>.<check>: pass|FAIL / FAILED step <step>: <error>
-    training: <why it runs or is skipped>
-    registered <model uri> (<kind>): approved|REFUSED
+    prepare   history <rows> rows; <k>/<n> checks pass | FAILED: <step>: <error>                 <s>s
+    train     <why>: v<n> approved; champion v<n> | v<n> REFUSED by <checks>; champion stays v<m> | skipped ... | not started: <why>
+    monitor   <n> batch(es) scored with champion v<n> (<rows> rows[, <k> re-scored]); retrain: no|yes, <k> batch(es)[; <f> FAILED]
+    models (validation RMSE / test MAPE):   ... one row per candidate
+    registered <model uri> (<kind>): approved|REFUSED, then one line per blocking check
     champion: v<n> (<action>) | champion: v<n> unchanged (REFUSED v<m>: <reason>)
-    monitoring: <n> batch(es) with champion v<n>[ (<k> re-scored: the history they awaited changed)] | no new batch to monitor | no champion yet: ...
-      <key>: SUCCESS (run <id>) scored <n> rows, <m> awaiting history; retrain: yes (<reasons>)|no|not scored: waiting for history
-      <key>: FAILED (run <id>): <error>
     result: OK | OK: <outcomes> | FAILED: <what broke> | nothing to do (...)
+With -v also: the landing zone, every batch ingested, each job's materializations and checks
+(`<job>: SUCCESS|FAILED|REFUSED (run <id>)`), one line per monitored batch, and the logs.
 """
 
 from __future__ import annotations
@@ -32,20 +28,105 @@ from mlops_assets import settings
 Echo = Callable[[str], None]
 
 
-def print_ingest(summary, echo: Echo) -> None:
-    """Counts, then one line per batch ingested, quarantined or failed."""
-    echo(
+def step_text(name: str, text: str) -> str:
+    """A step line without a duration (a step decided not to run)."""
+    from mlops_assets.console import STEP_WIDTH
+
+    return f"{name:<{STEP_WIDTH - 1}} {text}"
+
+
+def ingest_line(summary) -> str:
+    counts = f"{len(summary.succeeded)} new batch(es) ingested, {len(summary.quarantined)} quarantined"
+    extra = [f"{n} {what}" for n, what in ((len(summary.failed), "failed (retried next run)"), (len(summary.duplicates), "already received"), (len(summary.in_progress), "in another run")) if n]
+    return ", ".join([counts, *extra])
+
+
+def print_ingest(summary, console) -> None:
+    """Each quarantined or failed file in one line with its reason (and where it went); with
+    -v, the counts and every batch ingested too."""
+    console.detail(
         f"ingested {len(summary.succeeded)} new batch(es); {len(summary.quarantined)} quarantined; "
         f"{len(summary.failed)} failed; {len(summary.duplicates)} already received"
     )
     for key in summary.succeeded:
-        echo(f"  ingested {key}")
+        console.detail(f"  ingested {key}")
+    where = settings.quarantine_dir().rstrip("/")
     for key, reason in summary.quarantined.items():
-        echo(f"  QUARANTINED {key}: {reason}")
+        console.echo(f"  QUARANTINED {key}: {reason[:300]} (raw bytes and reason in {where}/{key})")
     for key, error in summary.failed.items():
-        echo(f"  failed, will retry: {key}: {error}")
+        console.echo(f"  failed, will retry: {key}: {error}")
     for key in summary.in_progress:
-        echo(f"  in progress in another run: {key}")
+        console.detail(f"  in progress in another run: {key}")
+
+
+def _materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
+    return {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
+
+
+def _broken(result: dg.ExecuteInProcessResult) -> str:
+    """What broke, in one line: each failed check (ERROR severity) with its reason, then each
+    failed step that is not just a blocking check's failure."""
+    from mlops_assets.runner import step_errors
+
+    checks = [
+        f"check {c.asset_key.to_user_string()}.{c.check_name}: {(c.description or 'failed')[:160]}"
+        for c in result.get_asset_check_evaluations() if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR
+    ]
+    errors = [f"{step}: {message[:160]}" for step, message in step_errors(result) if "blocking asset check" not in message]
+    return "FAILED: " + ("; ".join(checks + errors) or "see the run in the Dagster UI")
+
+
+def preparation_line(result: dg.ExecuteInProcessResult) -> str:
+    if not result.success:
+        return _broken(result)
+    rows = _materializations(result).get("load_history", {}).get("dagster/row_count")
+    checks = result.get_asset_check_evaluations()
+    passed = sum(1 for c in checks if c.passed)
+    history = f"history {rows.value:,} rows; " if rows else ""
+    return f"{history}{passed}/{len(checks)} checks pass"
+
+
+def refused_by_checks(result: dg.ExecuteInProcessResult) -> bool:
+    """Whether the version this run registered was refused by its blocking checks."""
+    decision = _materializations(result).get("registered_model", {}).get("decision")
+    return bool(decision and str(decision.value).startswith("REFUSED"))
+
+
+def training_line(result: dg.ExecuteInProcessResult, why: str) -> str:
+    """`<why>: v<n> (<kind>) approved; champion v<n>` or `... REFUSED by <checks>; champion stays v<m>`."""
+    if not result.success:
+        return _broken(result)
+    meta = _materializations(result)
+    registered = meta.get("registered_model")
+    if registered is None:
+        return f"{why.split(' (')[0]}: nothing registered"
+    head = f"{why.split(' (')[0]}: v{registered['version'].value}"
+    champion = meta.get("champion_model")
+    refused = _champion_observations(result)
+    if refused_by_checks(result):
+        failed = str(registered["decision"].value).removeprefix("REFUSED: ")
+        return f"{head} REFUSED by {failed}; champion stays {_version(refused[0].metadata['champion_version'].value) if refused else 'unchanged'}"
+    if champion is not None:
+        return f"{head} approved; champion v{champion['champion_version'].value}"
+    if refused:
+        return f"{head} approved but not promoted ({refused[0].metadata['reason'].value[:100]})"
+    return f"{head} approved"
+
+
+def _version(label: str) -> str:
+    return "none" if label in ("none", "", None) else f"v{label}"
+
+
+def monitoring_line(results: dict[str, dg.ExecuteInProcessResult], champion: str, rescored: int) -> str:
+    """Batches scored with the champion, rows, and whether any asks for retraining."""
+    done = [r for r in results.values() if r.success]
+    metas = [_materializations(r) for r in done]
+    rows = sum(m.get("batch_predictions", {}).get("rows_scored", dg.MetadataValue.int(0)).value or 0 for m in metas)
+    retrain = [m for m in metas if (flag := m.get("drift_report", {}).get("retrain")) and flag.value]
+    again = f", {rescored} re-scored" if rescored else ""
+    line = f"{len(done)} batch(es) scored with champion v{champion} ({rows:,} rows{again}); retrain: {'yes, ' + str(len(retrain)) + ' batch(es)' if retrain else 'no'}"
+    failed = len(results) - len(done)
+    return line + (f"; {failed} FAILED" if failed else "")
 
 
 def print_result(name: str, result: dg.ExecuteInProcessResult, echo: Echo, verdict: str | None = None) -> None:

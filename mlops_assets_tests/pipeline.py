@@ -30,3 +30,17 @@ def land(home: Path, name: str, frame: pl.DataFrame) -> Path:
     path = home / "landing" / name
     path.write_bytes(to_csv_bytes(frame))
     return path
+
+
+@contextmanager
+def trained_platform(home: Path, groups: tuple[str, ...] = ("A", "B", "C"), days: int = 30):
+    """(defs, instance, result): a month of hourly history for `groups` landed, ingested and
+    run through `training_job` (the fast profile) in a throwaway MLOPS_HOME."""
+    from mlops_assets.core.spec import load_spec
+    from mlops_assets.runner import ingest_landed, run_job
+    from mlops_assets_tests.builders import hourly_frame
+
+    with local_platform(home) as (defs, instance):
+        land(home, "history.csv", hourly_frame(load_spec(), list(groups), 24 * days))
+        ingest_landed(defs, instance)
+        yield defs, instance, run_job(defs, "training_job", instance)

@@ -1,7 +1,9 @@
 """The `mlops-assets` command, run as a user runs it: in a subprocess."""
 
+import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,15 +29,36 @@ def test_simulate_writes_batches_and_continues(tmp_path):
     assert bad.returncode == 2 and "choose one of" in bad.stderr
 
 
+SUMMARY_LINES = 30  # candidates, the registered version's verdicts, champion, where to look next, result
+
+
+def assert_quiet(done: subprocess.CompletedProcess, steps: list[str]) -> None:
+    """No library warnings, progress bars or tracebacks; each step once, on one line with its
+    duration, before the summary."""
+    text = done.stdout + done.stderr
+    for noise in ("Warning", "WARNING", "Traceback", "Downloading artifacts", " - ERROR - ", "it/s]"):
+        assert noise not in text, f"{noise!r} in the output:\n{text[-4000:]}"
+    assert done.stderr == "", done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    head = list(itertools.takewhile(lambda line: line.split(" ", 1)[0] in steps or line.startswith("  QUARANTINED "), lines))
+    step_lines = [line for line in head if not line.startswith("  ")]
+    assert [line.split(" ", 1)[0] for line in step_lines] == steps, "\n".join(lines[:20])
+    assert all(re.search(r"\s\d+\.\ds$", line) for line in step_lines), step_lines
+    summary = lines[len(head):]
+    assert summary[-1].startswith("result: OK") and len(summary) <= SUMMARY_LINES, "\n".join(summary)
+
+
 @pytest.mark.slow
 def test_demo_runs_the_whole_graph_and_status_reports_it(tmp_path):
     done = cli(tmp_path, "demo", "--days", "40", "--groups", "3")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
-    assert "training_job: SUCCESS" in out and "QUARANTINED corrupt_wrong_type" in out
-    assert "champion: v1" in out and "check registered_model.serving_smoke_test: pass" in out
+    assert_quiet(done, steps=["land", "ingest", "prepare", "train", "monitor"])
+    quarantine = tmp_path / "quarantine"
+    [quarantined] = [line for line in out.splitlines() if "QUARANTINED corrupt_wrong_type" in line]
+    assert "temperature_c" in quarantined and f"in {quarantine}/corrupt_wrong_type" in quarantined
+    assert "champion: v1" in out and "  serving_smoke_test         pass" in out
     assert "<- candidate" in out and "registered models:/load_forecaster/1" in out  # read back from storage
-    assert " - DEBUG - " not in done.stderr  # reading those values back prints nothing
     assert (tmp_path / "mlflow.db").exists() and (tmp_path / "dagster_home" / "dagster.yaml").exists()
     reasons = [json.loads(p.read_text()) for p in (tmp_path / "quarantine").glob("*/reason.json")]
     assert len(reasons) == 1 and reasons[0]["reason"]["kind"] == "wrong_type"
@@ -46,3 +69,8 @@ def test_demo_runs_the_whole_graph_and_status_reports_it(tmp_path):
 
     again = cli(tmp_path, "simulate", "--days", "1", "--groups", "3")
     assert again.returncode == 0 and "load_2024-02-10_2024-02-10.csv" in again.stdout  # continues after the demo's data
+
+    rerun = cli(tmp_path, "run", "--train", "-v")  # -v: every detail and the run logs
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "training_job: SUCCESS (run " in rerun.stdout and "check registered_model.serving_smoke_test: pass" in rerun.stdout
+    assert " - DEBUG - training_job - " in rerun.stderr and "STEP_SUCCESS" in rerun.stderr  # each run's whole log

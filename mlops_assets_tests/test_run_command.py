@@ -52,19 +52,19 @@ def story(tmp_path_factory):
     home = tmp_path_factory.mktemp("run") / "mlops"
     steps = {"empty": cli(home, "run")}
     history = land(home, "history.csv", to_csv_bytes(hourly_frame(SPEC, GROUPS, 24 * 30)))
-    steps["history"] = cli(home, "run")
+    steps["history"] = cli(home, "run", "-v")
     steps["unchanged"] = cli(home, "run")
 
     new = land(home, "day31.csv", day(30))
     blocker = home / "storage" / "clean_load" / f"{new}.parquet"
     blocker.mkdir(parents=True)  # storing the cleaned batch fails: an OSError, not a data error
-    steps["broken"] = cli(home, "run", "--no-train")
+    steps["broken"] = cli(home, "run", "--no-train", "-v")
     after_failure = {
         "in_landing": (home / "landing" / "day31.csv").exists(),
         "quarantine": sorted(p.name for p in (home / "quarantine").iterdir()),
     }
     blocker.rmdir()
-    steps["retried"] = cli(home, "run", "--no-train")
+    steps["retried"] = cli(home, "run", "--no-train", "-v")
 
     quarantined = land(home, "day32.csv", with_text_in_target(hourly_frame(SPEC, GROUPS, 24, start_hour=24 * 31)))
     steps["quarantined"] = cli(home, "run", "--no-train")
@@ -73,9 +73,9 @@ def story(tmp_path_factory):
     # Day 33 lands before day 32 (whose first delivery was quarantined): its rows lack the
     # 24 h lag until the corrected day 32 arrives.
     early = land(home, "day33.csv", day(32))
-    steps["early"] = cli(home, "run", "--no-train")
+    steps["early"] = cli(home, "run", "--no-train", "-v")
     fixed = land(home, "day32_fixed.csv", day(31))
-    steps["arrived"] = cli(home, "run", "--no-train")
+    steps["arrived"] = cli(home, "run", "--no-train", "-v")
     keys = {"history": history, "new": new, "bad": quarantined, "early": early, "fixed": fixed}
     return {"home": home, "steps": steps, "keys": keys, "after_failure": after_failure}
 
@@ -97,7 +97,7 @@ def test_history_is_ingested_trained_promoted_and_monitored(story):
     text = done.stdout
     assert "ingested 1 new batch(es); 0 quarantined; 0 failed; 0 already received" in text
     assert f"  ingested {key}" in text and "preparation_job: SUCCESS" in text
-    assert "training: first training (history data version " in text and "training_job: SUCCESS" in text
+    assert "train     first training: v1 approved; champion v1" in text and "training_job: SUCCESS" in text
     assert "champion: v1" in text and "<- candidate" in text
     assert f"monitoring: 1 batch(es) with champion v1\n  {key}: SUCCESS" in text
     assert text.rstrip().endswith("result: OK"), text[-500:]
@@ -106,7 +106,7 @@ def test_history_is_ingested_trained_promoted_and_monitored(story):
 def test_nothing_new_skips_training(story):
     done = story["steps"]["unchanged"]
     assert done.returncode == 0, out(story, "unchanged")
-    assert "training: skipped: history unchanged since the last training" in done.stdout
+    assert "train     skipped: history unchanged since the last training" in done.stdout
     assert "training_job" not in done.stdout and "preparation_job" not in done.stdout
     assert "1 already received" in done.stdout
     assert done.stdout.rstrip().endswith(
@@ -128,7 +128,7 @@ def test_ingestion_failure_is_retried_not_quarantined(story):
 
 def test_new_batch_is_monitored_without_retraining(story):
     done, key, home = story["steps"]["retried"], story["keys"]["new"], story["home"]
-    assert "preparation_job: SUCCESS" in done.stdout and "training: skipped (--no-train)" in done.stdout
+    assert "preparation_job: SUCCESS" in done.stdout and "train     skipped (--no-train)" in done.stdout
     assert "training_job" not in done.stdout
     assert f"monitoring: 1 batch(es) with champion v1\n  {key}: SUCCESS" in done.stdout
     assert "scored 48 rows, 0 awaiting history; retrain: " in done.stdout
@@ -141,17 +141,19 @@ def test_quarantine_is_an_outcome_said_once(story):
     done, key, home = story["steps"]["quarantined"], story["keys"]["bad"], story["home"]
     assert done.returncode == 0, out(story, "quarantined")
     assert done.stdout.count(f"QUARANTINED {key}: ") == 1 and "load_mw" in done.stdout
+    assert f"(raw bytes and reason in {home / 'quarantine' / key})" in done.stdout
+    assert done.stderr == "" and "Traceback" not in done.stdout  # an outcome: one line, no stack trace
     assert "result: OK: 1 batch(es) quarantined" in done.stdout
     assert (home / "quarantine" / key / "reason.json").exists()
-    assert "monitoring: no new batch to monitor" in done.stdout
+    assert "monitor   no new batch to monitor" in done.stdout
 
 
 def test_changed_history_is_retrained_and_a_refusal_is_an_outcome(story):
     done = story["steps"]["changed"]
     assert done.returncode == 0, out(story, "changed")
-    assert "training: history changed (data version " in done.stdout and "training_job: REFUSED (run " in done.stdout
+    assert "train     history changed: v2 REFUSED by no_regression_vs_champion; champion stays v1" in done.stdout
     assert "registered models:/load_forecaster/2" in done.stdout and "no_regression_vs_champion  FAIL" in done.stdout
-    assert "FAILED" not in done.stdout and "champion: v" not in done.stdout
+    assert "FAILED" not in done.stdout and "champion: v1 unchanged (REFUSED v2: no_regression_vs_champion: " in done.stdout
     refused = "result: OK: the new model was refused by its blocking checks (champion unchanged)"
     assert done.stdout.rstrip().endswith(refused)
     assert "preparation_job" not in done.stdout  # prepared already by the previous run

@@ -171,16 +171,29 @@ def champion_changed(compared: str | None, current: str | None) -> str | None:
     return f"champion changed from {label.get(compared, f'v{compared}')} to {label.get(current, f'v{current}')} during evaluation"
 
 
+# History actions that moved the `champion` alias ("external": a move made outside the platform,
+# recorded when it was noticed; its version is None when the alias was removed).
+ALIAS_MOVES = ("promote", "force_promote", "rollback", "external")
+
+
 def serving_stack(history: list[dict[str, Any]]) -> list[str]:
-    """Versions in serving order: promotions push, rollbacks pop."""
+    """Versions in serving order: promotions (and moves made outside the platform) push,
+    rollbacks pop."""
     stack: list[str] = []
     for entry in history:
-        if entry["action"] in ("promote", "force_promote"):
+        if entry["action"] in ("promote", "force_promote", "external") and entry["version"] is not None:
             if not stack or stack[-1] != entry["version"]:
                 stack.append(entry["version"])
         elif entry["action"] == "rollback" and stack:
             stack.pop()
     return stack
+
+
+def recorded_champion(history: list[dict[str, Any]]) -> str | None:
+    """The version the last recorded move left as `champion` (None: no move yet, or the alias
+    was removed outside the platform)."""
+    moves = [entry for entry in history if entry["action"] in ALIAS_MOVES]
+    return moves[-1]["version"] if moves else None
 
 
 def rollback_target(history: list[dict[str, Any]]) -> tuple[str, str]:

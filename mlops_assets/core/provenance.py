@@ -26,11 +26,23 @@ def code_version() -> str:
         return f"mlops_assets=={package_version('mlops_assets')}"
 
 
+# Distributions that install the same module under another name (the CPU-only XGBoost build).
+ALTERNATIVES = {"xgboost": ("xgboost", "xgboost-cpu")}
+
+
+def installed_distribution(name: str) -> tuple[str, str] | None:
+    """(distribution name, version) of the installed distribution providing `name`, if any."""
+    for candidate in ALTERNATIVES.get(name, (name,)):
+        try:
+            return candidate, metadata.version(candidate)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 def package_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not-installed"
+    found = installed_distribution(name)
+    return found[1] if found else "not-installed"
 
 
 def environment() -> dict[str, str]:
@@ -42,4 +54,6 @@ def environment() -> dict[str, str]:
 
 
 def pip_requirements(names: tuple[str, ...]) -> list[str]:
-    return [f"{name}=={package_version(name)}" for name in names if package_version(name) != "not-installed"]
+    """`<distribution>==<version>` of each installed one, under the name it is installed as."""
+    found = [installed_distribution(name) for name in names]
+    return [f"{dist}=={version}" for dist, version in filter(None, found)]

@@ -6,7 +6,13 @@ from mlops_assets.defs.jobs import monitoring_job, training_job
 from mlops_assets.defs.partitions import BATCHES
 
 
-@dg.schedule(job=monitoring_job, cron_schedule="0 6 * * *", execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.STOPPED)
+@dg.schedule(
+    job=monitoring_job,
+    cron_schedule="0 6 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Daily 06:00 UTC: predictions and drift report for the newest batch (once per batch).",
+)
 def daily_monitoring_schedule(context: dg.ScheduleEvaluationContext):
     """Every morning: predictions and drift report for the newest batch (once per batch)."""
     keys = context.instance.get_dynamic_partitions(BATCHES)

@@ -14,6 +14,10 @@ from pathlib import Path
 
 import dagster as dg
 
+# Check metadata naming the incident a failed check belongs to: the sensor sends one alert per
+# key (with `send_once`), however many checks failed and whoever else reported it first.
+ALERT_KEY = "alert_key"
+
 
 @dataclass
 class Alert:

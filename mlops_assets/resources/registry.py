@@ -1,6 +1,9 @@
 """The MLflow model registry as this platform uses it: aliases `champion` and `challenger`,
 verdict tags on each version, and a promotion history kept as registered-model tags
-(`history.000001`, ...), so the CLI, the assets and the server all read one source.
+(`history.000001`, ...), so the CLI, the assets and the server all read one source. The same
+history is readable in MLflow as the table artifact `promotion_history.json` of the run
+`promotion-history-<model>` in the experiment, rewritten after each entry (a view: an entry is
+recorded even when writing the table fails).
 
 Every change of the `champion` alias and every history entry happens under one lock
 (`MLOPS_HOME/locks/champion.lock`, see mlops_assets/locks.py), so a check-then-set (compare-
@@ -12,7 +15,11 @@ not covered; production makes its moves through Dagster runs on its one host."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,10 +36,19 @@ def version_label(version: str | None) -> str:
     return f"v{version}" if version else "none"
 
 
+# The promotion history as a table artifact (`mlflow.load_table` reads it) of one run per
+# registered model in the experiment, rewritten whole after each entry.
+HISTORY_TABLE = "promotion_history.json"
+HISTORY_COLUMNS = ("number", "at", "action", "version", "previous_champion", "trigger", "reason", "verdicts")
+HISTORY_ROLE = "promotion_history"
+
+
 class ModelRegistry:
-    def __init__(self, client, name: str):
+    def __init__(self, client, name: str, experiment_id: Callable[[], str] | None = None):
+        """`experiment_id`: the experiment that holds the history's table run (none: no table)."""
         self.client = client
         self.name = name
+        self.experiment_id = experiment_id
 
     def ensure_model(self) -> None:
         from mlflow.exceptions import MlflowException
@@ -48,7 +64,9 @@ class ModelRegistry:
         self.ensure_model()
         # mlflow.register_model resolves a logged model's `models:/m-...` URI for any store
         # (a tracking server needs the model id passed along, which create_model_version does not do).
-        version = mlflow.register_model(model_uri, self.name, tags={k: str(v)[:MAX_TAG_CHARS] for k, v in tags.items()})
+        # register_model prints "already exists. Creating a new version..." to stderr itself.
+        with contextlib.redirect_stderr(io.StringIO()):
+            version = mlflow.register_model(model_uri, self.name, tags={k: str(v)[:MAX_TAG_CHARS] for k, v in tags.items()})
         return str(version.version)
 
     def alias_version(self, alias: str) -> str | None:
@@ -108,4 +126,53 @@ class ModelRegistry:
         self.client.set_registered_model_tag(self.name, f"{HISTORY_PREFIX}{number:06d}", json.dumps(entry)[:MAX_TAG_CHARS])
         if version:
             self.tag_version(version, {f"promotion.{number:06d}": f"{action} by {trigger}: {reason}"})
+        try:
+            self.log_history_table()
+        except Exception as error:  # noqa: BLE001 - the entry is recorded (tags); the table is a view of it
+            logging.getLogger(__name__).warning(f"promotion history of {self.name}: entry {number} recorded, its MLflow table not updated: {error}")
         return entry
+
+    def history_run_id(self) -> str | None:
+        """The run holding the history table (created on first use; under the champion lock
+        when called from `record`); None without an experiment."""
+        if self.experiment_id is None:
+            return None
+        experiment = self.experiment_id()
+        runs = self.client.search_runs(
+            [experiment], filter_string=f"tags.`mlops.run_role` = '{HISTORY_ROLE}' AND tags.`registered_model` = '{self.name}'", max_results=1,
+        )
+        if runs:
+            return runs[0].info.run_id
+        run = self.client.create_run(
+            experiment, run_name=f"promotion-history-{self.name}",
+            tags={"mlops.run_role": HISTORY_ROLE, "registered_model": self.name,
+                  "mlflow.note.content": f"Promotion history of {self.name} (table `{HISTORY_TABLE}`), rewritten after each entry."},
+        )
+        self.client.set_terminated(run.info.run_id)
+        return run.info.run_id
+
+    def log_history_table(self) -> str | None:
+        """Write the whole history as the table artifact `promotion_history.json` (what
+        `mlflow.log_table` writes: pandas JSON `split`, marked as a table on the run), one row per
+        entry; returns the run id (None without an experiment)."""
+        import tempfile
+        from pathlib import Path
+
+        import pandas as pd
+
+        run_id = self.history_run_id()
+        if run_id is None:
+            return None
+        rows = [
+            {**{k: e.get(k) for k in HISTORY_COLUMNS[1:-1]}, "number": n, "verdicts": json.dumps(e.get("verdicts") or {})}
+            for n, e in enumerate(self.history(), start=1)
+        ]
+        frame = pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / HISTORY_TABLE
+            frame.to_json(path, orient="split", index=False, date_format="iso")
+            self.client.log_artifact(run_id, str(path))
+        logged = json.loads(self.client.get_run(run_id).data.tags.get("mlflow.loggedArtifacts", "[]"))
+        if {"path": HISTORY_TABLE, "type": "table"} not in logged:
+            self.client.set_tag(run_id, "mlflow.loggedArtifacts", json.dumps([*logged, {"path": HISTORY_TABLE, "type": "table"}]))
+        return run_id

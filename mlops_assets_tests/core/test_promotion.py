@@ -9,6 +9,7 @@ from mlops_assets.core.promotion import (
     no_regression_vs_champion,
     paired_bootstrap,
     performance_threshold,
+    recorded_champion,
     rollback_target,
     serving_stack,
     serving_verdict,
@@ -305,3 +306,31 @@ def test_rollback_target_is_the_one_below_the_top_of_a_deep_stack():
     with pytest.raises(ValueError) as none:
         rollback_target([{"action": "refuse", "version": "1"}])
     assert str(none.value) == "no champion has been promoted yet"
+
+
+def move(action: str, version: str | None) -> dict:
+    return {"action": action, "version": version}
+
+
+def test_a_move_made_outside_the_platform_serves_like_a_promotion():
+    history = [move("promote", "1"), move("promote", "2"), move("external", "1"), move("refuse", "3")]
+    assert serving_stack(history) == ["1", "2", "1"]
+    assert rollback_target(history) == ("1", "2")
+    assert serving_stack([move("promote", "1"), move("external", "1")]) == ["1"]  # the same version is not pushed twice
+    assert serving_stack([move("promote", "1"), move("external", None)]) == ["1"]  # a removed alias serves nothing new
+
+
+@pytest.mark.parametrize(
+    ("history", "champion"),
+    [
+        ([], None),
+        ([move("approve", "1"), move("refuse", "2")], None),
+        ([move("promote", "1"), move("approve", "2")], "1"),
+        ([move("promote", "1"), move("force_promote", "2"), move("refuse", "3")], "2"),
+        ([move("promote", "1"), move("promote", "2"), move("rollback", "1"), move("unchanged", "2")], "1"),
+        ([move("promote", "1"), move("external", "4")], "4"),
+        ([move("promote", "1"), move("external", None)], None),
+    ],
+)
+def test_the_recorded_champion_is_where_the_last_move_left_the_alias(history, champion):
+    assert recorded_champion(history) == champion

@@ -8,6 +8,7 @@ must read that quarantine back from the bucket."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import uuid
@@ -101,13 +102,15 @@ def test_simulate_lands_on_gcs_ingestion_quarantines_and_status_reads_it(gcs_hom
 def test_demo_lands_its_files_on_gcs(gcs_home):
     """`mlops-assets demo` lands its history, daily and broken files through the same path
     (the training that follows is covered by test_cli.py and test_gcs_storage.py)."""
+    from mlops_assets.console import Console
     from mlops_assets.demo import DAILY_FILES, land_demo_data
 
-    messages: list[str] = []
-    land_demo_data(days=DAILY_FILES + 3, groups=2, corrupt=True, echo=messages.append)
+    printed = io.StringIO()
+    land_demo_data(days=DAILY_FILES + 3, groups=2, corrupt=True, console=Console(stream=printed))
     landed = objects(f"{gcs_home['prefix']}/landing")
     assert len(landed) == 1 + DAILY_FILES + 1
     assert sum(name.startswith("corrupt_wrong_type_") for name in landed) == 1
     assert all(data for data in landed.values())
-    assert messages == [f"landed {len(landed)} demo files in {gcs_home['prefix']}/landing"]
+    [line] = printed.getvalue().splitlines()
+    assert line.startswith(f"land      {len(landed)} demo files (one broken on purpose), 10 days x 2 subregions, in {gcs_home['prefix']}/landing ")
     assert no_local_gs_folder(gcs_home["cwd"])

@@ -6,7 +6,7 @@ import time
 import dagster as dg
 import polars as pl
 
-from mlops_assets.defs.metadata import markdown_table, png_markdown
+from mlops_assets.defs.metadata import table_metadata, png_markdown
 from mlops_assets.defs.training.tracking import log_png, log_table
 from mlops_assets.resources.dataset import DatasetSpecResource
 from mlops_assets.resources.tracking import MlflowTracking
@@ -54,7 +54,7 @@ def shap_summary(context: dg.AssetExecutionContext, model: dict, test_set: pl.Da
             "method": explanation.method,
             "sample_rows": rows,
             "seconds": round(seconds, 2),
-            "importance": markdown_table(table.with_columns(pl.col("mean_abs_shap").round(3), pl.col("share").round(4))),
+            "importance": table_metadata(table),
             "beeswarm": png_markdown(beeswarm, "SHAP beeswarm"),
             "bar": png_markdown(bar, "mean |SHAP|"),
             "top_feature": table.get_column("feature")[0],

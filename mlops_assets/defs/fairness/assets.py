@@ -1,13 +1,15 @@
 """Fairness: the bias report by group, and the fair model (re-weighted when bias is found)."""
 
+import time
+
 import dagster as dg
 import polars as pl
 
 from mlops_assets.core.fairness import report_table
 from mlops_assets.core.plots import gap_plot
 from mlops_assets.core.metrics import safe_key
-from mlops_assets.defs.metadata import counts, markdown_table, png_markdown
-from mlops_assets.defs.training.tracking import log_candidate, log_png, log_table, recorded_data_versions
+from mlops_assets.defs.metadata import counts, png_markdown, table_metadata
+from mlops_assets.defs.training.tracking import log_candidate, log_datasets, log_png, log_table, recorded_data_versions
 from mlops_assets.resources.dataset import DatasetSpecResource
 from mlops_assets.resources.fairness import FairnessSettings
 from mlops_assets.resources.tracking import MlflowTracking
@@ -87,7 +89,7 @@ def bias_report(context: dg.AssetExecutionContext, candidate_model: dict, test_s
     table = report_table(report)
     metadata = {
         "verdict": _verdict(report), "rule": config.rule, "normalized_by": report.get("normalized_by", "–"),
-        "flagged_groups": dg.MetadataValue.json(report["flagged"]), "table": markdown_table(table, max_rows=200),
+        "flagged_groups": dg.MetadataValue.json(report["flagged"]), "table": table_metadata(table, max_rows=200),
         "new_groups": dg.MetadataValue.json(report.get("new_groups", [])),
         "retired_groups": dg.MetadataValue.json(report.get("retired_groups", [])),
         **counts({f"overall_{k}": v for k, v in report.get("overall", {}).items() if v == v}),
@@ -127,9 +129,17 @@ def fair_model(context: dg.AssetExecutionContext, candidate_model: dict, bias_re
         # A single series flagged by a sensitive feature keeps the report's failing verdict.
         reason = ("no group flagged by the bias report: the candidate is the fair model" if grouped
                   else "single series: no groups to re-weight, the candidate is the fair model")
+        # Still a part of the training's MLflow run: the decision, pointing at the candidate's run and model.
+        with mlflow_tracking.start_run(context, "fair_model", run_name=f"{candidate_model['kind']}-fair-{context.run_id[:8]}") as run:
+            log_datasets(context, candidate_model.get("data_versions") or recorded_data_versions(context, FAIR_SPLITS), mlflow_tracking.dagster_ui_url)
+            mlflow_tracking.training_ended(run)
+            _log_candidate_kept(candidate_model, reason, bias_report)
         return dg.Output(
-            {**candidate_model, "mitigation": {"applied": False, "reason": reason, "bias_after": bias_report}},
-            metadata={"mitigation": reason, "model": candidate_model["kind"], "model_uri": candidate_model["model_uri"]},
+            {**candidate_model, "fair_run_id": run.info.run_id, "mitigation": {"applied": False, "reason": reason, "bias_after": bias_report}},
+            metadata={
+                "mitigation": reason, "model": candidate_model["kind"], "model_uri": candidate_model["model_uri"],
+                "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.info.run_id)),
+            },
         )
     from mlops_assets.core.models.memory import release_memory
 
@@ -140,6 +150,19 @@ def fair_model(context: dg.AssetExecutionContext, candidate_model: dict, bias_re
         return _mitigate(context, candidate_model, splits, roles, dataset, training, fairness, mlflow_tracking)
     finally:
         release_memory()
+
+
+FAIR_SPLITS = ("train_set", "validation_set", "test_set")
+
+
+def _log_candidate_kept(candidate: dict, reason: str, bias: dict) -> None:
+    """In the fair model's run when the candidate stays the model: the reason, the bias it was
+    judged by, and the candidate's run and model (logged there, not again here)."""
+    import mlflow
+
+    mlflow.set_tags({"mitigation": "none", "model_kind": candidate["kind"], "model_run_id": candidate["run_id"], "model_uri": candidate["model_uri"]})
+    mlflow.log_text(reason, "mitigation.txt")
+    mlflow.log_metrics({"bias_largest_abs_gap": float(bias.get("largest_abs_gap") or 0.0), "bias_flagged_groups": len(bias.get("flagged", []))})
 
 
 def _scaled_test_report(forecaster, data, bias, expected, train_set, spec) -> dict:
@@ -156,6 +179,8 @@ def _scaled_test_report(forecaster, data, bias, expected, train_set, spec) -> di
 def _mitigate(
     context, candidate: dict, splits: dict, expected, dataset, training, fairness, mlflow_tracking
 ) -> dg.Output:
+    import mlflow
+
     from mlops_assets.core.mitigation import mitigate
     from mlops_assets.core.models.data import model_data
     from mlops_assets.core.models.evaluation import evaluate
@@ -163,26 +188,35 @@ def _mitigate(
 
     spec, config, bias = dataset.load(), training.load(), fairness.config()
     data = model_data(splits["train_set"], splits["validation_set"], splits["test_set"], spec, config.max_train_rows)
-    chosen, variants, reason = mitigate(load_forecaster(candidate["model_uri"]), data, config, bias, fairness.mitigation_tolerance, expected)
-    comparison = pl.DataFrame(
-        [{"variant": v.name, "val_largest_gap": v.validation["largest_abs_gap"], "val_mae": v.validation_mae, "test_largest_gap": v.test["largest_abs_gap"], "test_mae": v.test_mae, "test_flagged": len(v.test["flagged"]), "chosen": v is chosen} for v in variants]
-    )
-    per_group = pl.concat([report_table(v.test).select("group", "mae", "gap").with_columns(pl.lit(v.name).alias("variant")) for v in variants])
+    versions = recorded_data_versions(context, tuple(splits))
     summary = dict(candidate)
-    if chosen.name != "candidate":
-        evaluation = evaluate(chosen.forecaster, data)
-        versions = recorded_data_versions(context, tuple(splits))
-        with mlflow_tracking.start_run(context, "fair_model", run_name=f"{candidate['kind']}-{chosen.name}-weights", tags={"mitigation": chosen.name, "mitigates_run_id": candidate["run_id"]}) as run:
+    # The fair model's nested run spans the re-weighted trainings; the chosen variant's model is logged in it.
+    with mlflow_tracking.start_run(context, "fair_model", run_name=f"{candidate['kind']}-fair-{context.run_id[:8]}", tags={"mitigates_run_id": candidate["run_id"]}) as run:
+        log_datasets(context, versions, mlflow_tracking.dagster_ui_url)
+        started = time.perf_counter()
+        chosen, variants, reason = mitigate(load_forecaster(candidate["model_uri"]), data, config, bias, fairness.mitigation_tolerance, expected)
+        fit_seconds = time.perf_counter() - started
+        mlflow_tracking.training_ended(run)
+        comparison = pl.DataFrame(
+            [{"variant": v.name, "val_largest_gap": v.validation["largest_abs_gap"], "val_mae": v.validation_mae, "test_largest_gap": v.test["largest_abs_gap"], "test_mae": v.test_mae, "test_flagged": len(v.test["flagged"]), "chosen": v is chosen} for v in variants]
+        )
+        per_group = pl.concat([report_table(v.test).select("group", "mae", "gap").with_columns(pl.lit(v.name).alias("variant")) for v in variants])
+        log_table(comparison, "mitigation_comparison.csv")
+        if chosen.name != "candidate":
+            mlflow.set_tags({"mitigation": chosen.name, "mlflow.runName": f"{candidate['kind']}-{chosen.name}-weights"})
+            evaluation = evaluate(chosen.forecaster, data)
             info = log_candidate(
                 kind=candidate["kind"], forecaster=chosen.forecaster, data=data, evaluation=evaluation,
                 params={**candidate["params"], "sample_weights": chosen.name}, extra={}, search_table=None, config=config,
-                data_versions=versions, fit_seconds=0.0,
+                data_versions=versions, fit_seconds=fit_seconds,
             )
-            log_table(comparison, "mitigation_comparison.csv")
-        summary.update(
-            run_id=run.info.run_id, model_uri=info.model_uri, params={**candidate["params"], "sample_weights": chosen.name},
-            metrics={"validation": evaluation["validation"], "test": evaluation["test"]}, test_by_group=evaluation["test_by_group"].to_dicts(),
-        )
+            summary.update(
+                run_id=run.info.run_id, model_uri=info.model_uri, params={**candidate["params"], "sample_weights": chosen.name},
+                metrics={"validation": evaluation["validation"], "test": evaluation["test"]}, test_by_group=evaluation["test_by_group"].to_dicts(),
+            )
+        else:
+            _log_candidate_kept(candidate, reason, chosen.test)
+    summary["fair_run_id"] = run.info.run_id
     bias_after = _scaled_test_report(chosen.forecaster, data, bias, expected, splits["train_set"], spec)
     summary["mitigation"] = {
         "applied": chosen.name != "candidate", "scheme": chosen.name, "reason": reason,
@@ -193,9 +227,9 @@ def _mitigate(
         summary,
         metadata={
             "mitigation": reason,
-            "comparison": markdown_table(comparison),
-            "per_group_before_after": markdown_table(per_group.pivot(on="variant", index="group", values="gap")),
+            "comparison": table_metadata(comparison),
+            "per_group_before_after": table_metadata(per_group.pivot(on="variant", index="group", values="gap")),
             "model_uri": summary["model_uri"],
-            "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(summary["run_id"])),
+            "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.info.run_id)),
         },
     )

@@ -6,7 +6,7 @@ import polars as pl
 from mlops_assets.core.cleaning import clean_batch
 from mlops_assets.core.ingest import BatchError, file_format, parse_batch
 from mlops_assets.defs.ingestion.quarantine import quarantine_and_fail
-from mlops_assets.defs.metadata import counts, markdown_table
+from mlops_assets.defs.metadata import counts, table_metadata
 from mlops_assets.defs.partitions import batches
 from mlops_assets.resources.dataset import DatasetSpecResource
 from mlops_assets.resources.landing import LandingZone
@@ -91,7 +91,7 @@ def clean_load(context: dg.AssetExecutionContext, raw_load: pl.DataFrame, landin
             "first_timestamp": report.first_timestamp,
             "last_timestamp": report.last_timestamp,
             "extra_columns_ignored": ", ".join(report.extra_columns) or "-",
-            "preview": markdown_table(frame, 10),
+            "preview": table_metadata(frame, 10),
         },
     )
     yield dg.AssetCheckResult(

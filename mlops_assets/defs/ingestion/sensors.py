@@ -16,7 +16,12 @@ def run_key(instance: dg.DagsterInstance, key: str) -> str:
     return f"{key}#retry{attempt}" if attempt else key
 
 
-@dg.sensor(job=ingestion_job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    job=ingestion_job,
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Watches the landing zone: each new file becomes a batch partition and one ingestion_job run.",
+)
 def new_data_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
     """Watches the landing zone: each new file becomes a `batches` partition and one run of
     `ingestion_job`. The cursor remembers files already hashed. A batch counts as received once

@@ -8,7 +8,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from mlops_assets.defs.metadata import counts, markdown_table
+from mlops_assets.defs.metadata import counts, significant, table_metadata
 from mlops_assets.defs.monitoring.reference import load_model, load_reference, pandas_inputs
 from mlops_assets.defs.partitions import batches
 from mlops_assets.resources.alerts import Alert, AlertChannels
@@ -243,36 +243,74 @@ def drift_report(context: dg.AssetExecutionContext, batch_predictions: pl.DataFr
     return dg.Output(report, metadata=_report_metadata(report, verdict))
 
 
+# What each column of drift_report's `features` table means (shown in the UI's table header).
+FEATURE_TABLE_DESCRIPTIONS = {
+    "feature": "Feature column of the batch, compared with the champion's reference.",
+    "verdict": "DRIFTED when the feature alone passes its calibrated threshold, else ok.",
+    "score": "The feature's drift score (numeric: the capped Wasserstein distance; categorical: Jensen-Shannon).",
+    "importance": "The feature's share of the champion's mean |SHAP|: how much its drift weighs.",
+    "root_cause_rank": "Rank among the likely root causes (drifted first, then drift x importance); empty if not ranked.",
+    "psi": "Population stability index against the reference (numeric features).",
+    "ks": "Kolmogorov-Smirnov statistic against the reference (numeric features).",
+    "ks_pvalue": "p-value of the Kolmogorov-Smirnov test.",
+    "wasserstein": "Wasserstein distance to the reference, on standardised values (numeric features).",
+    "js": "Jensen-Shannon distance to the reference (categorical features).",
+    "chi2_pvalue": "p-value of the chi-squared test (categorical features).",
+}
+
+
+def _feature_table(rows: list[dict], root_causes: list[dict]) -> pl.DataFrame:
+    """One row per judged feature: verdict, score, importance, root-cause rank and each
+    statistic (a statistic no feature has is left out); drifted features first, then by score."""
+    ranks = {c["feature"]: (i + 1, c.get("importance")) for i, c in enumerate(root_causes)}
+    columns = [c for c in ("psi", "ks", "ks_pvalue", "wasserstein", "js", "chi2_pvalue") if any(r.get(c) is not None for r in rows)]
+    records = [
+        {
+            "feature": r["feature"], "verdict": "DRIFTED" if r["drifted"] else "ok", "score": r.get("score"),
+            "importance": ranks.get(r["feature"], (None, None))[1], "root_cause_rank": ranks.get(r["feature"], (None, None))[0],
+            **{c: r.get(c) for c in columns},
+        }
+        for r in sorted(rows, key=lambda r: (not r["drifted"], -(r.get("score") or 0.0)))
+    ]
+    schema = {"feature": pl.String, "verdict": pl.String, "score": pl.Float64, "importance": pl.Float64, "root_cause_rank": pl.Int64}
+    return pl.DataFrame(records, schema={**schema, **{c: pl.Float64 for c in columns}})
+
+
+def _reference_text(used: dict) -> str:
+    """The reference the batch was judged against, in one line."""
+    text = f"{used.get('kind')}: {int(used.get('rows') or 0)} rows {used.get('from')} .. {used.get('to')}"
+    return text + f"; recent test rows: {used.get('recent_rows')} ({used.get('recent_from')} .. {used.get('recent_to')})"
+
+
 def _report_metadata(report: dict, verdict: dict) -> dict:
+    """A few headline numbers (rounded) and one table of per-feature verdicts; the per-group
+    drift as a second table. Every figure is also in the stored report."""
     rows, used = verdict["features"], report["reference"]
-    table = pl.DataFrame(rows, infer_schema_length=None)
+    drifted = sum(1 for r in rows if r["drifted"])
     metadata = {
         "retrain": bool(report["retrain"]),
         "retrain_flag": int(bool(report["retrain"])),
-        "reasons": "; ".join(report["reasons"]),
-        "weighted_drift": float(report["weighted_drift"]),
+        "reasons": "; ".join(report["reasons"]) or "no retrain trigger",
+        "drifted_features": drifted,
+        "features_checked": len(rows),
+        "weighted_drift": significant(report["weighted_drift"]),
         "rows_scored": report["rows_scored"],
         "rows_awaiting_history": report["rows_awaiting_history"],
         "new_groups": dg.MetadataValue.json(report["new_groups"]),
-        "drifted_features": int(table.get_column("drifted").sum()) if table.height else 0,
-        "features": markdown_table(table.select([c for c in table.columns if c != "kind"]).sort("score", descending=True) if table.height else table),
-        "root_causes": markdown_table(pl.DataFrame(report["root_causes"])),
-        "by_group": markdown_table(pl.DataFrame(report["by_group"])) if report["by_group"] else f"skipped: {report['by_group_skipped'] or 'no group rows'}",
         "champion_version": report["champion_version"],
         "reference_version": used["version"],
-        "reference_kind": str(used.get("kind")),
-        "reference_rows": int(used.get("rows") or 0),
-        "reference_window": f"{used.get('from')} .. {used.get('to')}",
-        "reference_recent_rows": used["recent_rows"],
-        "reference_recent_window": f"{used.get('recent_from')} .. {used.get('recent_to')}",
-        **{f"psi/{r['feature']}": r["psi"] for r in rows if r.get("psi") is not None},
-        **{f"ks/{r['feature']}": r["ks"] for r in rows if r.get("ks") is not None},
-        **{f"wasserstein/{r['feature']}": r["wasserstein"] for r in rows if r.get("wasserstein") is not None},
-        **{f"prediction_{k}": v for k, v in report["prediction_drift"].items() if v is not None},
+        "reference": _reference_text(used),
+        "features": table_metadata(_feature_table(rows, report["root_causes"]), max_rows=200, descriptions=FEATURE_TABLE_DESCRIPTIONS),
     }
+    if report["weighted_drift_threshold"] is not None:
+        metadata["weighted_drift_threshold"] = significant(report["weighted_drift_threshold"])
+    if report["prediction_drift"].get("psi") is not None:
+        metadata["prediction_drift_psi"] = significant(report["prediction_drift"]["psi"])
     for key in ("realized_mae", "reference_mae"):
         if report[key] is not None:
-            metadata[key] = report[key]
+            metadata[key] = significant(report[key])
+    if report["by_group"]:
+        metadata["by_group"] = table_metadata(pl.DataFrame(report["by_group"], infer_schema_length=None), max_rows=200)
     if report["bias"] is not None:
         metadata["bias_flagged_groups"] = dg.MetadataValue.json(report["bias"]["flagged"])
     return metadata

@@ -65,7 +65,12 @@ def batches_awaiting_history(instance: dg.DagsterInstance) -> list[str]:
     return due(awaiting, latest_storage_id(instance, "load_history"), time.time())
 
 
-@dg.sensor(job=monitoring_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    job=monitoring_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=f"Re-scores a batch whose rows awaited history once load_history has changed (for up to {MAX_WAIT_HOURS / 24:g} days).",
+)
 def rescore_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Requests `monitoring_job` for each batch whose rows awaited history, once `load_history`
     has changed since it was scored (run key: batch and load_history storage id, so a batch

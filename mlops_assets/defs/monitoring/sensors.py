@@ -93,7 +93,12 @@ def _why_not_now(
     return None
 
 
-@dg.sensor(job=training_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    job=training_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Starts training_job when a drift report says retrain: at most once per cooldown, never while a training runs.",
+)
 def drift_sensor(context: dg.SensorEvaluationContext, drift: DriftSettings) -> dg.SensorResult:
     """Requests `training_job` when drift reports say retrain: at most one per
     `retrain_cooldown_hours` (DriftSettings), and never while a training run is queued or

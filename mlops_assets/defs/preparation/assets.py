@@ -12,7 +12,7 @@ from mlops_assets.core.history import content_hash, merge_batches
 from mlops_assets.core.lifecycle import RETIRED, group_lifecycle, retirement_text
 from mlops_assets.core.profile import build_profile, profile_table
 from mlops_assets.core.splitting import time_split
-from mlops_assets.defs.metadata import counts, markdown_table
+from mlops_assets.defs.metadata import counts, table_metadata
 from mlops_assets.defs.partitions import BATCHES
 from mlops_assets.resources.alerts import Alert, AlertChannels
 from mlops_assets.resources.dataset import DatasetSpecResource
@@ -61,7 +61,7 @@ def load_history(
             "groups_active": lifecycle.height - len(retired),
             "groups_retired": len(retired),
             "retired_groups": dg.MetadataValue.json(retired),
-            "group_lifecycle": markdown_table(lifecycle, max_rows=200),
+            "group_lifecycle": table_metadata(lifecycle, max_rows=200),
         },
     )
 
@@ -159,6 +159,6 @@ def data_profile(context: dg.AssetExecutionContext, train_set: pl.DataFrame, dat
             "rows": profile["rows"],
             "columns_profiled": len(profile["columns"]),
             "time_range": dg.MetadataValue.json(profile["time_range"]),
-            "profile": markdown_table(profile_table(profile)),
+            "profile": table_metadata(profile_table(profile)),
         },
     )

@@ -8,7 +8,7 @@ from mlops_assets.core.ingest import BatchError
 from mlops_assets.core.lifecycle import group_lifecycle, group_roles, split_roles
 from mlops_assets.core.spec import duration_label
 from mlops_assets.core.splitting import split_is_time_ordered
-from mlops_assets.defs.metadata import markdown_table
+from mlops_assets.defs.metadata import significant, table_metadata
 from mlops_assets.resources.dataset import DatasetSpecResource
 
 MOSTLY_NULL_FRACTION = 0.5
@@ -23,8 +23,14 @@ def history_matches_schema(load_history: pl.DataFrame, dataset: DatasetSpecResou
     try:
         validate_clean(load_history, spec, "load_history")
     except BatchError as error:
-        return dg.AssetCheckResult(passed=False, description=str(error)[:2000], metadata={"columns": ", ".join(error.columns)})
-    return dg.AssetCheckResult(passed=True, description=f"{load_history.height} rows match schema {spec.name}_clean")
+        return dg.AssetCheckResult(
+            passed=False, description=str(error)[:2000],
+            metadata={"columns": ", ".join(error.columns), "failing_columns": len(error.columns), "rows": load_history.height},
+        )
+    return dg.AssetCheckResult(
+        passed=True, description=f"{load_history.height} rows match schema {spec.name}_clean",
+        metadata={"rows": load_history.height, "failing_columns": 0},
+    )
 
 
 # The checks below scan their inputs (`pl.LazyFrame`) and read only the columns they test.
@@ -51,7 +57,7 @@ def lags_stay_in_group(features: pl.LazyFrame, load_history: pl.LazyFrame, datas
     return dg.AssetCheckResult(
         passed=total == 0 and rows.height > 0,
         description=f"{total} lag values disagree with their group's history" if rows.height else "no feature rows",
-        metadata={col: n for col, n in mismatches.items()},
+        metadata={**{col: n for col, n in mismatches.items()}, "mismatched_values": total, "checked_rows": rows.height},
     )
 
 
@@ -78,7 +84,10 @@ def no_observed_value_after_cutoff(
     return dg.AssetCheckResult(
         passed=total == 0 and rows.height > 0,
         description=text if rows.height else "no feature rows",
-        metadata={"values_after_cutoff": dg.MetadataValue.json(late), "checked_columns": len(late)},
+        metadata={
+            "values_after_cutoff": dg.MetadataValue.json(late), "checked_columns": len(late),
+            "late_values": total, "checked_rows": rows.height,
+        },
     )
 
 
@@ -102,7 +111,12 @@ def feature_null_fraction(features: pl.LazyFrame, dataset: DatasetSpecResource) 
         passed=not flagged and rows > 0,
         severity=dg.AssetCheckSeverity.WARN,
         description=(head + text) if rows else "no feature rows",
-        metadata={"null_fractions": dg.MetadataValue.json({c: round(v, 5) for c, v in fractions.items() if v})},
+        metadata={
+            "null_fractions": dg.MetadataValue.json({c: significant(v) for c, v in fractions.items() if v}),
+            "max_null_fraction": significant(max(fractions.values(), default=0.0)),
+            "flagged_columns": len(flagged),
+            "rows": rows,
+        },
     )
 
 
@@ -118,7 +132,10 @@ def split_is_time_ordered_check(
     spec = dataset.load()
     train, validation, test = (part.select(spec.timestamp).collect() for part in (train_set, validation_set, test_set))
     ok, text = split_is_time_ordered(train, validation, test, spec.timestamp)
-    return dg.AssetCheckResult(passed=ok, description=text)
+    return dg.AssetCheckResult(
+        passed=ok, description=text,
+        metadata={"train_rows": train.height, "validation_rows": validation.height, "test_rows": test.height},
+    )
 
 
 @dg.asset_check(
@@ -141,7 +158,10 @@ def groups_in_every_split(
     if not spec.group:
         heights = [part.select(pl.len()).collect().item() for part in parts.values()]
         ok = min(heights) >= spec.min_rows_per_group
-        return dg.AssetCheckResult(passed=ok, description="single series: rows per split " + str(heights))
+        return dg.AssetCheckResult(
+            passed=ok, description="single series: rows per split " + str(heights),
+            metadata={"min_rows_in_a_split": min(heights), "short_groups": 0 if ok else 1},
+        )
     lifecycle = group_lifecycle(load_history.select(*spec.key_columns, spec.target.column), spec)
     roles = split_roles(train_set, validation_set, test_set, lifecycle, spec)
     table = _rows_per_split(parts, spec, lifecycle.get_column("group")).join(
@@ -162,8 +182,9 @@ def groups_in_every_split(
         passed=short.height == 0,
         description=text,
         metadata={
-            "rows_per_group": markdown_table(table.sort("group"), max_rows=200),
+            "rows_per_group": table_metadata(table.sort("group"), max_rows=200),
             "established_groups": len(roles["established"]),
+            "short_groups": short.height,
             "new_groups": dg.MetadataValue.json(roles["new"]),
             "retired_groups": dg.MetadataValue.json(roles["retired"]),
         },

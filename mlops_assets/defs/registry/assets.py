@@ -1,6 +1,8 @@
 """Registry: evaluation against the champion, the registered version with its blocking
 checks, and the `champion` alias with its promotion history."""
 
+import math
+
 import dagster as dg
 import polars as pl
 
@@ -13,8 +15,9 @@ from mlops_assets.core.promotion import (
     serving_verdict,
     signature_and_schema,
 )
-from mlops_assets.defs.metadata import markdown_table
-from mlops_assets.resources.alerts import Alert, AlertChannels
+from mlops_assets.defs.metadata import rounded, table_metadata
+from mlops_assets.defs.training.tracking import log_evaluation_run
+from mlops_assets.resources.alerts import ALERT_KEY, Alert, AlertChannels
 from mlops_assets.resources.dataset import DatasetSpecResource
 from mlops_assets.resources.promotion import PromotionSettings
 from mlops_assets.resources.registry import CHALLENGER, CHAMPION, COMPARED_TAG, version_label
@@ -84,11 +87,12 @@ def model_evaluation(context: dg.AssetExecutionContext, fair_model: dict, test_s
         result["champion"] = {"version": champion, **scored(old_pred)}
         result["paired_difference"] = paired_bootstrap(new_pred - split.y, old_pred - split.y, policy.bootstrap, policy.seed)
     table = _comparison_table(result)
-    metadata = {"comparison": markdown_table(table), "champion_version": champion or "none", "test_rows": len(split),
+    run_id = log_evaluation_run(mlflow_tracking, context, result, table)
+    metadata = {"comparison": table_metadata(table), "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run_id)), "champion_version": champion or "none", "test_rows": len(split),
                 "baseline_rows": result["challenger"]["metrics"]["baseline_rows"]}
     if result["paired_difference"]:
         diff, low, high = result["paired_difference"]
-        metadata.update(mae_difference=diff, mae_difference_ci_low=low, mae_difference_ci_high=high)
+        metadata.update(mae_difference=rounded(diff), mae_difference_ci_low=rounded(low), mae_difference_ci_high=rounded(high))
     return dg.Output(result, metadata=metadata)
 
 
@@ -133,21 +137,50 @@ def registered_model(context: dg.AssetExecutionContext, fair_model: dict, model_
     failed = [v for v in verdicts if not v.passed]
     registry.record(
         "approve" if passed else "refuse", version, champion, trigger(context),
-        "all blocking checks passed" if passed else "; ".join(f"{v.check}: {v.reason}" for v in failed),
+        "all blocking checks passed" if passed else refusal_reason(verdicts),
         [v.to_dict() for v in verdicts],
     )
     yield dg.Output(
         {"version": version, "model_uri": registry.model_uri(version), "run_id": fair_model["run_id"], "kind": fair_model["kind"], "verdicts": [v.to_dict() for v in verdicts], "passed": passed, "compared_champion": compared},
         metadata={
             "version": version,
+            "checks_passed": sum(v.passed for v in verdicts),
             "compared_champion": compared or "none",
             "decision": "approved for promotion" if passed else "REFUSED: " + ", ".join(v.check for v in failed),
-            "verdicts": markdown_table(pl.DataFrame([{"check": v.check, "verdict": "pass" if v.passed else "FAIL", "reason": v.reason} for v in verdicts])),
+            "verdicts": table_metadata(pl.DataFrame([{"check": v.check, "verdict": "pass" if v.passed else "FAIL", "reason": v.reason} for v in verdicts])),
             "mlflow_model_version": dg.MetadataValue.url(mlflow_tracking.model_version_url(version)),
         },
     )
+    # A refusal is an outcome, not a breakage: failed verdicts are WARN, so the run succeeds and
+    # `champion_model` (which re-reads the verdicts from the version's tags) declines to promote.
+    # A crash while judging still fails the step, and the run, at ERROR.
+    numbers = check_numbers(model_evaluation)
     for v in verdicts:
-        yield dg.AssetCheckResult(check_name=v.check, passed=v.passed, description=v.reason, metadata={"model_version": version})
+        yield dg.AssetCheckResult(
+            check_name=v.check, passed=v.passed, description=v.reason, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"model_version": version, **({} if v.passed else {ALERT_KEY: refusal_key(version)}), **numbers.get(v.check, {})},
+        )
+
+
+def check_numbers(evaluation: dict) -> dict[str, dict[str, float]]:
+    """Numbers behind the verdicts, on the check results so the UI plots them run over run."""
+    metrics = evaluation["challenger"]["metrics"]
+    finite = {k: metrics[k] for k in ("skill", "mase", "mae") if isinstance(metrics.get(k), float) and math.isfinite(metrics[k])}
+    numbers = {"performance_threshold": {k: rounded(v) for k, v in finite.items()}}
+    if evaluation.get("paired_difference"):
+        diff, low, high = evaluation["paired_difference"]
+        numbers["no_regression_vs_champion"] = {"mae_difference": rounded(diff), "mae_difference_ci_high": rounded(high)}
+    return numbers
+
+
+def refusal_reason(verdicts: list[Verdict]) -> str:
+    return "; ".join(f"{v.check}: {v.reason}" for v in verdicts if not v.passed)
+
+
+def refusal_key(version: str) -> str:
+    """One incident, one alert: `champion_model` and the check-failure sensor both send the
+    refusal of a version under this key, so whichever comes first is the only one."""
+    return f"promotion_refused:v{version}"
 
 
 def compared_champion(evaluation: dict) -> str | None:
@@ -203,14 +236,18 @@ class ChampionConfig(dg.Config):
 def champion_model(context: dg.AssetExecutionContext, config: ChampionConfig, registered_model: dict, mlflow_tracking: MlflowTracking, alerts: AlertChannels):
     """Alias `champion`, moved only to a version whose blocking checks all passed and whose
     evaluation compared it with the champion that still serves (compare-and-set), or by an
-    audited override or rollback; the value is the whole promotion history. A promotion
-    refused because the champion changed during evaluation is an outcome: the step succeeds
-    without a new materialization (the champion did not change), the refusal is recorded in
-    the history, observed on this asset with its reason, and sent as one WARN alert."""
+    audited override or rollback; the value is the whole promotion history. A refused
+    promotion (a failed blocking check, or a champion that changed during evaluation) is an
+    outcome: the step succeeds without a new materialization (the champion did not change),
+    the refusal is in the history, observed on this asset with its reason, and sent as one
+    WARN alert."""
     from mlops_assets.registry_actions import REFUSED, force_promote, promote, rollback
 
     registry = mlflow_tracking.registry()
     who = trigger(context)
+    if config.action == "promote" and not registered_model.get("passed", False):
+        _report_refusal(context, _checks_refusal(registered_model, registry), alerts, refusal_key(registered_model["version"]))
+        return
     if config.action == "promote":
         entry = promote(registry, registered_model["version"], who)
     elif config.action == "rollback":
@@ -229,9 +266,9 @@ def champion_model(context: dg.AssetExecutionContext, config: ChampionConfig, re
         history,
         metadata={
             "champion_version": registry.alias_version(CHAMPION) or "none",
-            "action": f"{entry['action']} v{entry['version']} (previous champion {version_label(entry['previous_champion'])})",
+            "action": f"{entry['action']} v{entry['version']}, previous champion {version_label(entry['previous_champion'])}",
             "reason": entry["reason"],
-            "history": markdown_table(history.select("at", "action", "version", "previous_champion", "trigger", "reason").reverse(), 20),
+            "history": table_metadata(history.select("at", "action", "version", "previous_champion", "trigger", "reason").reverse(), 20),
         },
     )
 
@@ -240,7 +277,19 @@ def _history_frame(registry) -> pl.DataFrame:
     return pl.DataFrame([{**e, "verdicts": str(e.get("verdicts", {}))} for e in registry.history()])
 
 
-def _report_refusal(context: dg.AssetExecutionContext, entry: dict, alerts: AlertChannels) -> None:
+def _checks_refusal(registered: dict, registry) -> dict:
+    """The refusal `registered_model` recorded (its failed checks and their reasons), as the
+    entry `_report_refusal` shows; the history already has it, so nothing is recorded twice."""
+    from datetime import datetime, timezone
+
+    version = registered["version"]
+    failed = [v for v in registered.get("verdicts", []) if not v["passed"]]
+    reason = "; ".join(f"{v['check']}: {v['reason']}" for v in failed) or "no verdict recorded"
+    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return {"version": version, "previous_champion": registry.alias_version(CHAMPION), "reason": reason, "at": at}
+
+
+def _report_refusal(context: dg.AssetExecutionContext, entry: dict, alerts: AlertChannels, key: str | None = None) -> None:
     """Skip the materialization (nothing changed, so nothing downstream is stale); put the
     refusal on the asset's timeline as an observation, in the run log, and in one WARN alert."""
     version, serving = entry["version"], entry["previous_champion"]
@@ -253,4 +302,4 @@ def _report_refusal(context: dg.AssetExecutionContext, entry: dict, alerts: Aler
         )
     )
     alert = Alert(kind="promotion_refused", title=title, reason=entry["reason"], asset="champion_model", severity="WARN", run_id=context.run_id)
-    alerts.send_once(alert, key=f"promotion_refused:v{version}:{entry['reason']}")
+    alerts.send_once(alert, key=key or f"promotion_refused:v{version}:{entry['reason']}")

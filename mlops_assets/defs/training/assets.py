@@ -10,8 +10,8 @@ import polars as pl
 from mlops_assets.core.metrics import METRICS
 from mlops_assets.core.plots import sensitivity_plot
 from mlops_assets.core.sensitivity import sensitivity_table
-from mlops_assets.defs.metadata import counts, markdown_table, png_markdown
-from mlops_assets.defs.training.tracking import log_candidate, log_png, log_table, recorded_data_versions, run_provenance
+from mlops_assets.defs.metadata import counts, png_markdown, table_metadata
+from mlops_assets.defs.training.tracking import log_candidate, log_datasets, log_png, log_table, recorded_data_versions, run_provenance
 from mlops_assets.resources.dataset import DatasetSpecResource
 from mlops_assets.resources.tracking import MlflowTracking
 from mlops_assets.resources.training import TrainingSettings
@@ -36,33 +36,20 @@ def _train_and_log(kind: str, context, splits: dict[str, pl.DataFrame | pl.LazyF
     selection uses), refit the chosen hyperparameters on train + validation, score test with the
     refit (what is logged and registered), next to both baselines on the same test rows."""
     from mlops_assets.core.models.data import model_data
-    from mlops_assets.core.models.evaluation import baseline_table, evaluate, refit
-    from mlops_assets.core.models.fallback import with_group_fallback
-    from mlops_assets.core.models.sequence import train_lstm
-    from mlops_assets.core.models.tabular import train_linear, train_xgboost
+    from mlops_assets.core.models.evaluation import baseline_table, evaluate
 
     spec, config = dataset.load(), training.load()
     data = model_data(splits["train_set"], splits["validation_set"], splits["test_set"], spec, config.max_train_rows)
     versions = recorded_data_versions(context, SPLITS)
-    started = time.perf_counter()
-    search = None
-    if kind == "lstm":
-        forecaster, extra = train_lstm(data, config)
-        params = {
-            "window_hours": config.lstm_window_hours, "window_steps": forecaster.window, "units": config.lstm_units,
-            "epochs": config.lstm_epochs, "best_epoch": extra["best_epoch"], "batch_size": config.lstm_batch_size,
-        }
-    else:
-        forecaster, search, extra = (train_xgboost if kind == "xgboost" else train_linear)(data, config)
-        params = search.best_params
-    final = refit(forecaster, data, config)
-    extra = {**extra, "refit_rows": final.fit_info["rows"], "degree_day_balance": _balance(final)}
-    # Scored as served: rows of groups a fit does not know go to its group fallback.
-    forecaster, final = (with_group_fallback(f, data, config.seed) for f in (forecaster, final))
-    fit_seconds = time.perf_counter() - started
-    evaluation = evaluate(forecaster, data, final=final)
     asset = f"{kind}_model"
+    # A nested run of the training's MLflow run that ends when the training ends: its duration is the training time.
     with mlflow_tracking.start_run(context, asset, run_name=f"{kind}-{context.run_id[:8]}") as run:
+        log_datasets(context, versions, mlflow_tracking.dagster_ui_url)
+        started = time.perf_counter()
+        forecaster, final, search, params, extra = _fit(kind, data, config)
+        fit_seconds = time.perf_counter() - started
+        mlflow_tracking.training_ended(run)
+        evaluation = evaluate(forecaster, data, final=final)
         info = log_candidate(
             kind=kind, forecaster=final, data=data, evaluation=evaluation, params=params, extra=extra,
             search_table=search.cv_results if search else None, config=config, data_versions=versions, fit_seconds=fit_seconds,
@@ -90,18 +77,57 @@ def _train_and_log(kind: str, context, splits: dict[str, pl.DataFrame | pl.LazyF
         metadata={
             "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.info.run_id)),
             "model_uri": info.model_uri,
-            **counts({f"validation_{k}": v for k, v in evaluation["validation"].items() if k in METRICS}),
-            **counts({f"test_{k}": v for k, v in evaluation["test"].items() if k in METRICS}),
+            # Headline numbers to plot over time; every metric of both splits is in `metrics`.
+            **counts({f"validation_{config.selection_metric}": evaluation["validation"].get(config.selection_metric)}),
+            **counts({f"test_{k}": evaluation["test"].get(k) for k in HEADLINE_METRICS}),
+            "metrics": table_metadata(_metrics_table(evaluation)),
             "fit_seconds": round(fit_seconds, 2),
             "train_rows": len(data.train),
             "train_rows_available": data.train_rows_available,
             "max_train_rows": str(config.max_train_rows),
             "params": dg.MetadataValue.json(params),
-            "test_by_group": markdown_table(evaluation["test_by_group"]),
-            "test_vs_baselines": markdown_table(baseline_table(evaluation["test_comparison"], kind)),
+            "test_by_group": table_metadata(evaluation["test_by_group"]),
+            "test_vs_baselines": table_metadata(baseline_table(evaluation["test_comparison"], kind)),
             "fitted_on": f"train + validation ({final.fit_info['rows']} rows); validation metrics: the train-only fit",
         },
     )
+
+
+# The test metrics shown as single numbers on a candidate (the rest are in its `metrics` table).
+HEADLINE_METRICS = ("mae", "rmse", "mape", "skill")
+
+
+def _metrics_table(evaluation: dict) -> pl.DataFrame:
+    """One row per split (validation: the train-only fit; test: the refit), one column per metric."""
+    return pl.DataFrame(
+        [{"split": split, **{m: evaluation[split].get(m) for m in METRICS}} for split in ("validation", "test")],
+        schema={"split": pl.String, **{m: pl.Float64 for m in METRICS}},
+    )
+
+
+def _fit(kind: str, data, config) -> tuple[Any, Any, Any, dict[str, Any], dict[str, Any]]:
+    """The training: (train-only fit, refit on train + validation, search or None, params,
+    extra), both fits wrapped with their group fallback (scored as served: rows of groups a fit
+    does not know go to the fallback)."""
+    from mlops_assets.core.models.evaluation import refit
+    from mlops_assets.core.models.fallback import with_group_fallback
+    from mlops_assets.core.models.sequence import train_lstm
+    from mlops_assets.core.models.tabular import train_linear, train_xgboost
+
+    search = None
+    if kind == "lstm":
+        forecaster, extra = train_lstm(data, config)
+        params = {
+            "window_hours": config.lstm_window_hours, "window_steps": forecaster.window, "units": config.lstm_units,
+            "epochs": config.lstm_epochs, "best_epoch": extra["best_epoch"], "batch_size": config.lstm_batch_size,
+        }
+    else:
+        forecaster, search, extra = (train_xgboost if kind == "xgboost" else train_linear)(data, config)
+        params = search.best_params
+    final = refit(forecaster, data, config)
+    extra = {**extra, "refit_rows": final.fit_info["rows"], "degree_day_balance": _balance(final)}
+    forecaster, final = (with_group_fallback(f, data, config.seed) for f in (forecaster, final))
+    return forecaster, final, search, params, extra
 
 
 def _balance(forecaster) -> float | None:
@@ -184,7 +210,7 @@ def candidate_model(context: dg.AssetExecutionContext, xgboost_model: dict, line
         metadata={
             "chosen": best["kind"],
             "selection_metric": f"validation {metric}",
-            "comparison": markdown_table(table),
+            "comparison": table_metadata(table),
             "model_uri": best["model_uri"],
         },
     )
@@ -210,7 +236,7 @@ def hyperparameter_sensitivity(context: dg.AssetExecutionContext, xgboost_model:
     return dg.Output(
         {"table": table.to_dicts(), "mlflow_run_id": run.info.run_id},
         metadata={
-            "sensitivity": markdown_table(table),
+            "sensitivity": table_metadata(table),
             "plot": png_markdown(png, "CV RMSE against each hyperparameter"),
             "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.info.run_id)),
         },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -49,6 +50,147 @@ def recorded_data_versions(context: dg.AssetExecutionContext, names: tuple[str, 
             raise dg.Failure(f"{name} has no recorded data version: materialize it (and `splits`) again")
         versions[name] = version
     return versions
+
+
+# The context each split is logged with as an MLflow dataset input.
+DATASET_CONTEXTS = {"train_set": "training", "validation_set": "validation", "test_set": "test"}
+DAGSTER_SOURCE_TYPE = "dagster_asset"
+# polars dtype (as Dagster's column schema spells it) -> MLflow DataType name; others: string.
+_MLFLOW_TYPES = (
+    ("Float64", "double"), ("Float32", "float"), ("Int64", "long"), ("UInt64", "long"), ("UInt32", "long"),
+    ("Int", "integer"), ("UInt", "integer"), ("Boolean", "boolean"), ("Datetime", "datetime"), ("Date", "datetime"),
+)
+
+
+def _mlflow_type(dtype: str) -> str:
+    return next((name for prefix, name in _MLFLOW_TYPES if dtype.startswith(prefix)), "string")
+
+
+@functools.cache
+def _dataset_classes() -> tuple[type, type]:
+    """(DagsterAssetSource, AssetDataset), defined on first use: mlflow is not imported when the
+    code location loads."""
+    from mlflow.data.dataset_source import DatasetSource
+    from mlflow.data.dataset_source_registry import register_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    class DagsterAssetSource(DatasetSource):
+        """A Dagster asset: `dagster://asset/<key>`, where it is stored and its page in the UI."""
+
+        def __init__(self, uri: str, storage_path: str | None = None, dagster_url: str | None = None):
+            self.uri, self.storage_path, self.dagster_url = uri, storage_path, dagster_url
+
+        @staticmethod
+        def _get_source_type() -> str:
+            return DAGSTER_SOURCE_TYPE
+
+        def load(self, dst_path=None) -> str:
+            return self.storage_path or self.uri
+
+        @staticmethod
+        def _can_resolve(raw_source: Any) -> bool:
+            return isinstance(raw_source, str) and raw_source.startswith("dagster://asset/")
+
+        @classmethod
+        def _resolve(cls, raw_source: Any) -> "DagsterAssetSource":
+            return cls(raw_source)
+
+        def to_dict(self) -> dict[str, Any]:
+            return {k: v for k, v in {"uri": self.uri, "storage_path": self.storage_path, "dagster_url": self.dagster_url}.items() if v}
+
+        @classmethod
+        def from_dict(cls, source_dict: dict[Any, Any]) -> "DagsterAssetSource":
+            return cls(source_dict["uri"], source_dict.get("storage_path"), source_dict.get("dagster_url"))
+
+    class AssetDataset(MetaDataset):
+        """A stored split described, not copied: schema, row count and its data version as digest."""
+
+        def __init__(self, source, name: str, digest: str, schema, rows: int | None):
+            self._rows = rows
+            super().__init__(source, name=name, digest=digest, schema=schema)
+
+        @property
+        def profile(self) -> dict[str, int] | None:
+            return {"num_rows": self._rows} if self._rows is not None else None
+
+        def to_dict(self) -> dict[str, str]:
+            config = super().to_dict()
+            if self.profile:
+                config["profile"] = json.dumps(self.profile)
+            return config
+
+    register_dataset_source(DagsterAssetSource)  # so mlflow.data.get_source() reads it back
+    return DagsterAssetSource, AssetDataset
+
+
+def asset_dataset(name: str, version: str, metadata: dict[str, Any], dagster_ui_url: str = "") -> Any:
+    """An MLflow dataset for a stored asset: digest = its Dagster data version, source = the
+    asset (`dagster://asset/<key>`, its storage path), schema and rows from its metadata."""
+    from mlflow.types import ColSpec, Schema
+
+    source_class, dataset_class = _dataset_classes()
+    path = metadata.get("path")
+    column_schema = metadata.get("dagster/column_schema")
+    rows = metadata.get("dagster/row_count")
+    schema = None
+    if column_schema is not None and column_schema.value.columns:
+        schema = Schema([ColSpec(type=_mlflow_type(str(c.type)), name=c.name) for c in column_schema.value.columns])
+    source = source_class(
+        f"dagster://asset/{name}", str(path.value) if path is not None else None,
+        f"{dagster_ui_url.rstrip('/')}/assets/{name}" if dagster_ui_url else None,
+    )
+    return dataset_class(source, name=name, digest=version[:36], schema=schema, rows=int(rows.value) if rows is not None else None)
+
+
+def log_datasets(context: dg.AssetExecutionContext, versions: dict[str, str], dagster_ui_url: str = "") -> None:
+    """In the active run: each split it used as a dataset input (`mlflow.log_input`, context
+    training/validation/test), described by its latest materialization -- the one whose data
+    version `recorded_data_versions` read -- and never copied."""
+    import mlflow
+
+    for name, version in versions.items():
+        event = context.instance.get_latest_materialization_event(dg.AssetKey(name))
+        metadata = dict(event.asset_materialization.metadata) if event and event.asset_materialization else {}
+        mlflow.log_input(asset_dataset(name, version, metadata, dagster_ui_url), context=DATASET_CONTEXTS.get(name, name))
+
+
+def step_started_ms(context: dg.AssetExecutionContext) -> int | None:
+    """When this step started (its STEP_START event), in ms; None if not found."""
+    records = context.instance.get_records_for_run(context.run_id, of_type=dg.DagsterEventType.STEP_START).records
+    times = [r.event_log_entry.timestamp for r in records if r.event_log_entry.step_key == str(context.op_handle)]
+    return int(max(times) * 1000) if times else None
+
+
+def evaluation_run_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """`model_evaluation`'s numbers as MLflow metrics: challenger_*, champion_*, the baselines'
+    and the paired MAE difference with its interval."""
+    parts = {"challenger": result["challenger"]["metrics"], "champion": (result.get("champion") or {}).get("metrics", {})}
+    parts.update({f"baseline_{name}": m for name, m in (result.get("baselines") or {}).items()})
+    metrics = {"test_rows": result.get("rows")}
+    metrics.update({f"{part}_{k}": v for part, values in parts.items() for k, v in values.items()})
+    if result.get("paired_difference"):
+        diff, low, high = result["paired_difference"]
+        metrics.update(mae_difference=diff, mae_difference_ci_low=low, mae_difference_ci_high=high)
+    return {k: float(v) for k, v in metrics.items() if _finite(v)}
+
+
+def log_evaluation_run(mlflow_tracking: Any, context: dg.AssetExecutionContext, result: dict[str, Any], table: pl.DataFrame | None = None) -> str:
+    """`model_evaluation` as a nested run of the training run, from the step's start: metrics
+    (`evaluation_run_metrics`), the comparison table, the whole result, and the test set as
+    its input. Returns the run id."""
+    import mlflow
+
+    versions = recorded_data_versions(context, ("test_set",))
+    tags = {"compared_champion": result.get("compared_champion") or "none", "challenger_model_uri": result["challenger"]["model_uri"]}
+    with mlflow_tracking.start_run(
+        context, "model_evaluation", run_name=f"evaluation-{context.run_id[:8]}", tags=tags, started_ms=step_started_ms(context)
+    ) as run:
+        log_datasets(context, versions, mlflow_tracking.dagster_ui_url)
+        mlflow.log_metrics(evaluation_run_metrics(result))
+        mlflow.log_text(json.dumps(result, default=str, indent=1), "evaluation.json")
+        if table is not None:
+            log_table(table, "comparison.csv")
+    return run.info.run_id
 
 
 def run_provenance(config: TrainingConfig, data_versions: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 
+from mlops_assets.core.ingest import batch_key, sha256_hex
 from mlops_assets.core.simulate import SimulationConfig, write_batches, write_corrupt
 from mlops_assets.core.spec import load_spec
 from mlops_assets.defs.alerts.sensors import check_failure_alert_sensor, run_failure_alert_sensor
@@ -76,13 +77,14 @@ def run_check_sensor(defs, instance, cursor=None):
 
 
 def test_each_failed_check_alerts_exactly_once(alerting_defs, instance, landing_dir, mlops_home, smtp, webhook):
+    started = run_check_sensor(alerting_defs, instance)  # the daemon's first tick, before anything happened
     write_batches(SPEC, SimulationConfig(days=1, groups=2), landing_dir)
     write_corrupt(SPEC, "wrong_type", landing_dir)
     write_corrupt(SPEC, "truncated", landing_dir)
     summary = ingest_landed(alerting_defs, instance)
     assert len(summary.quarantined) == 2
 
-    first = run_check_sensor(alerting_defs, instance)
+    first = run_check_sensor(alerting_defs, instance, started.cursor)
     inbox, received = smtp[0], webhook[0]
     assert len(inbox.messages) == 2 and len(received) == 2
     by_check = {body["check"]: body for body in received}
@@ -99,19 +101,43 @@ def test_each_failed_check_alerts_exactly_once(alerting_defs, instance, landing_
     assert int(again.cursor) >= int(first.cursor)
 
 
-def test_failed_run_alerts_once(alerting_defs, instance, landing_dir, smtp, webhook):
-    write_corrupt(SPEC, "empty", landing_dir)
+def test_first_tick_does_not_announce_old_incidents(alerting_defs, instance, landing_dir, mlops_home, webhook):
+    write_corrupt(SPEC, "wrong_type", landing_dir)
+    ingest_landed(alerting_defs, instance)  # quarantined before the daemon ever ran (as `make demo` does)
+    started = run_check_sensor(alerting_defs, instance)
+    assert webhook[0] == [] and int(started.cursor) == instance.event_log_storage.get_maximum_record_id()
+
+    write_corrupt(SPEC, "truncated", landing_dir)
     ingest_landed(alerting_defs, instance)
-    run = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))[0]
+    run_check_sensor(alerting_defs, instance, started.cursor)
+    assert [body["check"] for body in webhook[0]] == ["readable"]
+
+
+def run_failure_sensor_on(defs, instance, run) -> None:
     failure = next(e for e in instance.all_logs(run.run_id) if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.RUN_FAILURE)
     context = dg.build_run_status_sensor_context(
         sensor_name="run_failure_alert_sensor", dagster_instance=instance, dagster_run=run, dagster_event=failure.dagster_event,
-        resources={"alerts": alerting_defs.resources["alerts"]},
+        resources={"alerts": defs.resources["alerts"]},
     ).for_run_failure()
     run_failure_alert_sensor(context)
+
+
+def test_a_broken_run_alerts_once_and_a_quarantine_only_by_its_check(alerting_defs, instance, landing_dir, mlops_home, smtp, webhook):
+    write_corrupt(SPEC, "empty", landing_dir)
+    ingest_landed(alerting_defs, instance)
+    quarantined = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))[0]
+    run_failure_sensor_on(alerting_defs, instance, quarantined)
+    assert webhook[0] == []  # the failed `readable` check is the one alert for this file
+
+    written = write_batches(SPEC, SimulationConfig(days=1, groups=2), landing_dir)[0]
+    key = batch_key(written.name, sha256_hex(written.read_bytes()))
+    (mlops_home / "storage" / "clean_load" / f"{key}.parquet").mkdir(parents=True)  # an OSError, not bad data
+    assert ingest_landed(alerting_defs, instance).failed
+    broken = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=1)[0]
+    run_failure_sensor_on(alerting_defs, instance, broken)
     received = webhook[0]
-    assert len(received) == 1 and received[0]["kind"] == "run_failed"
-    assert "raw_load" in received[0]["reason"] and received[0]["run_id"] == run.run_id
+    assert len(received) == 1 and received[0]["kind"] == "run_failed" and received[0]["severity"] == "ERROR"
+    assert "clean_load" in received[0]["reason"] and "IsADirectoryError" in received[0]["reason"] and received[0]["run_id"] == broken.run_id
     assert len(smtp[0].messages) == 1
 
 
@@ -133,3 +159,19 @@ def test_slack_channel_posts_the_message_text(mlops_home, webhook):
     outcome = channels.send(Alert(kind="rollback", title="rollback: champion v3 -> v1", reason="evening peak", asset="champion_model", run_id="abc"))
     assert outcome["slack"] == "sent"
     assert received == [{"text": "[ERROR] rollback: champion v3 -> v1\nevening peak\nasset champion_model\nrun: http://127.0.0.1:3000/runs/abc"}]
+
+
+def test_a_run_that_failed_on_a_blocking_check_is_alerted_once_by_the_check_with_its_reason(alerting_defs, instance, landing_dir, webhook):
+    from mlops_assets.runner import run_job
+
+    started = run_check_sensor(alerting_defs, instance)
+    write_batches(SPEC, SimulationConfig(days=1, groups=2), landing_dir)  # a day: shorter than the 24 h lag
+    ingest_landed(alerting_defs, instance)
+    result = run_job(alerting_defs, "preparation_job", instance)
+    assert not result.success
+    run_failure_sensor_on(alerting_defs, instance, instance.get_run_by_id(result.run_id))
+    assert webhook[0] == []  # the run failed only on its checks: they say why
+    run_check_sensor(alerting_defs, instance, started.cursor)
+    by_check = {body["check"]: body for body in webhook[0]}
+    assert {body["kind"] for body in webhook[0]} == {"check_failed"} and len(by_check) == len(webhook[0])
+    assert by_check["lags_stay_in_group"]["reason"] == "no feature rows" and by_check["lags_stay_in_group"]["severity"] == "ERROR"

@@ -44,6 +44,7 @@ def test_the_check_step_log_and_record_carry_one_reason(quarantined, instance, m
     message = reason["summary"]
     assert message.startswith("bad.csv: wrong_type: values are not numbers")
     assert not (landing_dir / "bad.csv").exists() and (folder / "bad.csv").exists()
+    assert instance.get_dynamic_partitions(BATCHES) == []  # not part of the dataset: no partition missing forever
 
     readable, check = result.get_asset_check_evaluations()
     assert (readable.asset_key, readable.check_name, readable.passed) == (dg.AssetKey("raw_load"), "readable", True)
@@ -65,8 +66,10 @@ def test_the_check_step_log_and_record_carry_one_reason(quarantined, instance, m
     user_failure = failure.step_failure_data.user_failure_data
     assert user_failure.description == f"quarantined: {message}"
     assert {name: value.value for name, value in user_failure.metadata.items()} == metadata
-    errors = [e.message for e in instance.all_logs(result.run_id) if e.level == 40 and e.step_key == "clean_load"]
-    assert f"batch {key} quarantined in {folder}: {message}" in errors
+    # An outcome, said once at WARNING: the failed step carries the same message, not a second ERROR line.
+    logged = [(e.level, e.message) for e in instance.all_logs(result.run_id) if e.step_key == "clean_load" and e.user_message and not e.dagster_event]
+    assert (30, f"batch {key} quarantined in {folder}: {message}") in logged
+    assert not [message for level, message in logged if level >= 40]
 
 
 def test_a_batch_without_rows_or_columns_says_so(defs, instance, landing_dir):
@@ -101,3 +104,13 @@ def test_a_quarantine_is_final_even_under_a_retry_policy(defs, instance, landing
     assert not result.success
     assert [e.step_key for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []
     assert [e.step_key for e in result.get_step_failure_events()] == ["clean_load"]
+
+
+def test_only_the_quarantined_batch_leaves_the_partitions(defs, instance, landing_dir):
+    (landing_dir / "good.csv").write_bytes(to_csv_bytes(hourly_frame(SPEC, ["A"], 24)))
+    good = defs.resources["landing"].receive("good.csv").key
+    instance.add_dynamic_partitions(BATCHES, [good])
+    bad = land_bad_batch(defs, instance, landing_dir)
+    job = defs.resolve_job_def("ingestion_job")
+    assert ingest(job, instance, good).success and not ingest(job, instance, bad).success
+    assert instance.get_dynamic_partitions(BATCHES) == [good]

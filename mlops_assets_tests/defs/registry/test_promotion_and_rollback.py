@@ -91,7 +91,8 @@ def test_first_model_passes_every_check_and_becomes_champion(story):
 
 def test_worse_model_fails_no_regression_and_champion_stays(story):
     second = story["runs"]["v2"]
-    assert not second.success
+    assert second.success  # a refusal is an outcome: the run succeeds, champion_model does not materialize
+    assert "champion_model" not in {e.asset_key.to_user_string() for e in second.get_asset_materialization_events()}
     verdict = checks(second)["no_regression_vs_champion"]
     assert not verdict.passed and "vs champion v1" in verdict.description and "95% CI" in verdict.description
     refusal = [h for h in story["registry"].history() if h["version"] == "2"]
@@ -120,6 +121,8 @@ def test_forced_promotion_is_recorded(forced):
     done = forced["done"]
     assert done.returncode == 0, done.stdout + done.stderr
     assert forced["champion"] == "3"
+    [line] = done.stdout.splitlines()  # one line with its duration, nothing from the libraries
+    assert line.startswith("force promote champion is now v3 (force_promote v3, previous champion v1)") and done.stderr == ""
     entry = forced["entry"]
     assert (entry["action"], entry["version"], entry["previous_champion"], entry["reason"]) == ("force_promote", "3", "1", "hotfix for the holiday peak")
     assert "cli" in entry["trigger"]

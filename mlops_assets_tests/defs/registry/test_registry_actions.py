@@ -16,7 +16,7 @@ import pytest
 
 from mlops_assets.core.promotion import BLOCKING_CHECKS
 from mlops_assets.locks import holder, lock_path
-from mlops_assets.registry_actions import PromotionRefused, force_promote, promote, rollback
+from mlops_assets.registry_actions import PromotionRefused, force_promote, promote, record_external_move, rollback
 from mlops_assets.resources.registry import CHAMPION, CHAMPION_LOCK, COMPARED_TAG
 from mlops_assets.resources.tracking import MlflowTracking
 
@@ -252,3 +252,28 @@ def test_a_forced_promotion_of_a_missing_version_fails_before_moving_anything(re
     with pytest.raises(MlflowException):
         force_promote(registry, "7", "hotfix", "cli")
     assert registry.alias_version(CHAMPION) == "1" and len(registry.history()) == 1
+
+
+def test_a_champion_moved_outside_the_platform_is_recorded_once_as_external(registry):
+    first = serve(registry)
+    second = serve(registry)
+    assert record_external_move(registry) is None  # alias and history agree
+    registry.set_alias(CHAMPION, first)  # someone in the MLflow UI, no gate, no reason
+    entry = record_external_move(registry)
+    reason = "alias champion moved outside the platform: v2 -> v1 (no gate, no reason given)"
+    assert entries(registry)[-1] == ("external", first, second, "outside the platform (MLflow UI or API)", reason)
+    assert (entry["action"], entry["version"], entry["previous_champion"]) == ("external", first, second)
+    assert record_external_move(registry) is None  # recorded: the next look finds nothing new
+    assert holder(lock_path(CHAMPION_LOCK))["purpose"] == "looking for a champion moved outside the platform"
+
+    rolled = rollback(registry, "the external move was a mistake", "cli")  # back to what served before it
+    assert (rolled["version"], rolled["previous_champion"]) == (second, first)
+
+
+def test_a_removed_champion_alias_is_recorded_as_external_with_no_version(registry):
+    served = serve(registry)
+    registry.client.delete_registered_model_alias(registry.name, CHAMPION)
+    entry = record_external_move(registry)
+    assert (entry["action"], entry["version"], entry["previous_champion"]) == ("external", None, served)
+    assert entry["reason"] == "alias champion moved outside the platform: v1 -> none (no gate, no reason given)"
+    assert record_external_move(registry) is None

@@ -9,8 +9,7 @@ import pytest
 from mlops_assets.core.features import feature_columns
 from mlops_assets.core.history import content_hash
 from mlops_assets.core.spec import load_spec
-from mlops_assets_tests.builders import hourly_frame
-from mlops_assets_tests.pipeline import land, local_platform
+from mlops_assets_tests.pipeline import trained_platform
 
 SPEC = load_spec()
 KINDS = ("xgboost", "linear", "lstm")
@@ -18,13 +17,8 @@ KINDS = ("xgboost", "linear", "lstm")
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from mlops_assets.runner import ingest_landed, run_job
-
     home = tmp_path_factory.mktemp("training") / "mlops"
-    with local_platform(home) as (defs, instance):
-        land(home, "history.csv", hourly_frame(SPEC, ["A", "B", "C"], 24 * 30))
-        ingest_landed(defs, instance)
-        result = run_job(defs, "training_job", instance)
+    with trained_platform(home) as (defs, instance, result):
         yield {"home": home, "defs": defs, "instance": instance, "result": result}
 
 
@@ -77,8 +71,10 @@ def test_each_candidate_run_records_params_metrics_and_provenance(trained, kind)
         assert {p for p in params if p.startswith("hp.")} and "cv_rmse_mean" in run.data.metrics
     materialization = trained["instance"].get_latest_materialization_event(dg.AssetKey(f"{kind}_model")).asset_materialization
     assert summary["run_id"] in materialization.metadata["mlflow_run"].value
-    table = materialization.metadata["test_vs_baselines"].value
-    assert all(f"| {name} |" in table for name in (kind, "seasonal_naive", "day_before"))
+    table = materialization.metadata["test_vs_baselines"]
+    assert isinstance(table, dg.TableMetadataValue) and table.schema.columns[0].name == "forecast"
+    assert [r.data["forecast"] for r in table.records] == [kind, "seasonal_naive", "day_before"]
+    assert all(len(repr(r.data["mae"])) <= 12 for r in table.records)  # rounded to significant digits
 
 
 @pytest.mark.parametrize("kind", KINDS)
