@@ -70,7 +70,8 @@ def test_demo_runs_the_whole_graph_and_status_reports_it(tmp_path):
     again = cli(tmp_path, "simulate", "--days", "1", "--groups", "3")
     assert again.returncode == 0 and "load_2024-02-10_2024-02-10.csv" in again.stdout  # continues after the demo's data
 
-    rerun = cli(tmp_path, "run", "--train", "-v")  # -v: every detail and the run logs
+    rerun = cli(tmp_path, "run", "--no-train", "-v")  # -v: every detail and the run logs
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
-    assert "training_job: SUCCESS (run " in rerun.stdout and "check registered_model.serving_smoke_test: pass" in rerun.stdout
-    assert " - DEBUG - training_job - " in rerun.stderr and "STEP_SUCCESS" in rerun.stderr  # each run's whole log
+    assert "preparation_job: SUCCESS (run " in rerun.stdout and "check features.lags_stay_in_group: pass" in rerun.stdout
+    assert "  ingested load_2024-02-10_2024-02-10__" in rerun.stdout  # every batch, not just the counts
+    assert " - DEBUG - preparation_job - " in rerun.stderr and "STEP_SUCCESS" in rerun.stderr  # each run's whole log
