@@ -137,6 +137,27 @@ def promote(version: str, force: bool, reason: str, verbose: bool) -> None:
 
 
 @main.command()
+@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), required=True, help="First UTC day (YYYY-MM-DD).")
+@click.option("--end", type=click.DateTime(formats=["%Y-%m-%d"]), required=True, help="Last UTC day, included (YYYY-MM-DD).")
+@verbose_option
+def fetch(start, end, verbose: bool) -> None:
+    """Pull the real sources into the landing zone for each UTC day from START to END: hourly
+    demand per subregion from the EIA API v2 (key in EIA_API_KEY) and hourly weather from
+    Open-Meteo, checked, joined and landed as one batch file per day (one `sources_job` run per
+    day, as a partition backfill in the UI). Configuration: MLOPS_SOURCES_CONFIG (docs/sources.md)."""
+    import os
+
+    if end < start:
+        raise click.BadParameter(f"{end:%Y-%m-%d} is before --start {start:%Y-%m-%d}", param_hint="--end")
+    if not os.environ.get("EIA_API_KEY"):
+        raise click.ClickException("EIA_API_KEY is not set: get a free key at https://www.eia.gov/opendata/register.php (see docs/sources.md)")
+    quiet_libraries(verbose)
+    from mlops_assets.defs.sources.local_fetch import fetch_range
+
+    sys.exit(fetch_range(start.date(), end.date(), Console(verbose)))
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind address (loopback by default).")
 @click.option("--port", default=5001, show_default=True, type=int)
 @click.option("--reload-seconds", default=30.0, show_default=True, type=float, help="How often to look for a new champion (0: never).")

@@ -19,6 +19,9 @@ from mlops_assets.defs.monitoring.rescore import rescore_sensor
 from mlops_assets.defs.monitoring.sensors import drift_sensor
 from mlops_assets.defs.registry.sensors import champion_alias_sensor
 from mlops_assets.defs.schedules import daily_monitoring_schedule, weekly_retraining_schedule
+from mlops_assets.defs.sources import checks as sources_checks
+from mlops_assets.defs.sources.assets import eia_demand, source_batch_file, weather_observations
+from mlops_assets.defs.sources.jobs import daily_sources_schedule, sources_job
 from mlops_assets.defs.registry.assets import champion_model, model_evaluation, registered_model
 from mlops_assets.defs.preparation import checks as preparation_checks
 from mlops_assets.defs.preparation.assets import data_profile, features, load_history, splits
@@ -30,6 +33,7 @@ from mlops_assets.resources.gcs import is_gcs
 from mlops_assets.resources.landing import LandingZone
 from mlops_assets.resources.monitoring import DriftSettings
 from mlops_assets.resources.promotion import PromotionSettings
+from mlops_assets.resources.sources import EiaClient, SourcesSettings, WeatherClient
 from mlops_assets.resources.tables import TableStorage
 from mlops_assets.resources.tracking import MlflowTracking
 from mlops_assets.resources.training import TrainingSettings
@@ -70,6 +74,28 @@ def local_resources() -> dict:
             mlflow_ui_url=settings.mlflow_url(),
             dagster_ui_url=settings.dagster_url(),
         ),
+        **source_clients(),
+    }
+
+
+def source_clients() -> dict:
+    """The real sources: EIA (key from EIA_API_KEY, resolved at run time) and Open-Meteo;
+    base URLs overridable (MLOPS_EIA_BASE_URL, MLOPS_WEATHER_BASE_URL), as are retries."""
+    env = os.environ.get
+    http = {
+        "timeout_seconds": float(env("MLOPS_SOURCES_TIMEOUT_SECONDS", "30")),
+        "retries": int(env("MLOPS_SOURCES_RETRIES", "4")),
+        "backoff_seconds": float(env("MLOPS_SOURCES_BACKOFF_SECONDS", "1")),
+    }
+    return {
+        "eia": EiaClient(
+            base_url=env("MLOPS_EIA_BASE_URL") or "https://api.eia.gov/v2",
+            api_key=dg.EnvVar("EIA_API_KEY") if env("EIA_API_KEY") else "",
+            page_length=int(env("MLOPS_EIA_PAGE_LENGTH", "5000")),
+            **http,
+        ),
+        "weather": WeatherClient(base_url=env("MLOPS_WEATHER_BASE_URL") or "https://archive-api.open-meteo.com/v1", **http),
+        "sources": SourcesSettings(path=env("MLOPS_SOURCES_CONFIG", "")),
     }
 
 
@@ -172,14 +198,15 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
         xgboost_model, linear_model, lstm_model, candidate_model, hyperparameter_sensitivity,
         bias_report, fair_model, shap_summary, model_evaluation, registered_model, monitoring_reference,
         champion_model, batch_predictions, drift_report,
+        eia_demand, weather_observations, source_batch_file,
     ]
     return dg.Definitions(
         # Owners and a domain tag on every asset, from here (MLOPS_ASSET_OWNERS).
         assets=with_owners_and_domain(assets, asset_owners()),
-        # Every check declared in the preparation module, so a new check cannot be left out here.
-        asset_checks=dg.load_asset_checks_from_modules([preparation_checks]),
-        jobs=[ingestion_job, preparation_job, training_job, rollback_job, manual_promotion_job, monitoring_job],
-        schedules=[daily_monitoring_schedule, weekly_retraining_schedule],
+        # Every check declared in the preparation and sources modules, so a new check cannot be left out here.
+        asset_checks=dg.load_asset_checks_from_modules([preparation_checks, sources_checks]),
+        jobs=[ingestion_job, preparation_job, training_job, rollback_job, manual_promotion_job, monitoring_job, sources_job],
+        schedules=[daily_monitoring_schedule, weekly_retraining_schedule, daily_sources_schedule],
         sensors=[
             new_data_sensor,
             preparation_automation_sensor,
