@@ -13,7 +13,9 @@ from mlops_assets.core.spec import load_spec
 from mlops_assets.defs.ingestion.discovery import discover_batches
 from mlops_assets.defs.jobs import executor_from_env
 from mlops_assets.defs.partitions import BATCHES
+from mlops_assets.resources.tracking import PARENT_RUN_TAG
 from mlops_assets_tests.builders import hourly_frame
+from mlops_assets_tests.defs.training.test_mlflow_runs import parent_runs, runs_of
 from mlops_assets_tests.pipeline import land, local_platform
 
 PREPARED = ("load_history", "features", "train_set", "validation_set", "test_set")
@@ -113,8 +115,10 @@ def test_multiprocess_executor_runs_ingestion_and_training(tmp_path, in_process_
     """Each step runs in a process of its own (forkserver, two at a time); the prepared data
     equals the in-process run's, the stored frames load back, and the registered model lands
     in this home's MLflow store (a step process must not fall back to a local ./mlflow.db).
-    A forkserver keeps the environment it started with, so only this test starts one in the
-    session: its step processes see this test's MLOPS_HOME."""
+    The candidates' processes starting together create one MLflow parent run, every part is
+    nested under it, and the last step's process ends it. A forkserver keeps the environment
+    it started with, so only this test starts one in the session: its step processes see this
+    test's MLOPS_HOME."""
     home = tmp_path / "mlops"
     env = {"MLOPS_EXECUTOR": "multiprocess", "MLOPS_EXECUTOR_START_METHOD": "forkserver", "MLOPS_EXECUTOR_MAX_CONCURRENT": "2"}
     with local_platform(home, env) as (defs, instance):
@@ -141,3 +145,8 @@ def test_multiprocess_executor_runs_ingestion_and_training(tmp_path, in_process_
         tracking = defs.resources["mlflow_tracking"]
         assert tracking.tracking_uri == f"sqlite:///{home / 'mlflow.db'}"
         assert tracking.registry().alias_version("champion") == "1"
+        parents = parent_runs(tracking, training.run_id)
+        assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+        parts = [r for r in runs_of(tracking, training.run_id) if r.info.run_id != parents[0].info.run_id]
+        assert {r.data.tags["dagster.asset"] for r in parts} >= {"xgboost_model", "linear_model", "lstm_model", "fair_model"}
+        assert all(r.data.tags[PARENT_RUN_TAG] == parents[0].info.run_id and r.info.status == "FINISHED" for r in parts)

@@ -46,9 +46,18 @@ def distributions(space: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def randomized_search(estimator, space: dict[str, Any], X, y: np.ndarray, timestamps: np.ndarray, *, n_iter: int, n_splits: int, seed: int, prefix: str) -> SearchResult:
-    """Search `space` (keys without `prefix`, the pipeline step name) scored by RMSE."""
+def randomized_search(
+    estimator, space: dict[str, Any], X, y: np.ndarray, timestamps: np.ndarray, *, n_iter: int, n_splits: int, seed: int, prefix: str,
+    parallel_fits: int = 1,
+) -> SearchResult:
+    """Search `space` (keys without `prefix`, the pipeline step name) scored by RMSE.
+
+    `parallel_fits` fits run at once, as threads of this process: XGBoost and the linear
+    algebra release the GIL, nothing is copied to worker processes, and each fit keeps to one
+    thread of its own (BLAS and OpenMP pools limited to 1), so the cores are not oversubscribed."""
+    from joblib import parallel_backend
     from sklearn.model_selection import RandomizedSearchCV
+    from threadpoolctl import threadpool_limits
 
     search = RandomizedSearchCV(
         estimator,
@@ -58,10 +67,14 @@ def randomized_search(estimator, space: dict[str, Any], X, y: np.ndarray, timest
         scoring="neg_root_mean_squared_error",
         random_state=seed,
         refit=False,
-        n_jobs=1,
+        n_jobs=parallel_fits,
         error_score="raise",
     )
-    search.fit(X, y)
+    if parallel_fits > 1:
+        with parallel_backend("threading", n_jobs=parallel_fits), threadpool_limits(1):
+            search.fit(X, y)
+    else:
+        search.fit(X, y)
     res = search.cv_results_
     table = pl.DataFrame(
         {

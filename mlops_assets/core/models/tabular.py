@@ -266,9 +266,11 @@ def _fit_xgboost_early_stopping(pipeline, data: ModelData, weights: np.ndarray |
 def train_xgboost(data: ModelData, config: TrainingConfig) -> tuple[TabularForecaster, SearchResult, dict[str, Any]]:
     """Randomized search with time-series CV, then a fit on train with early stopping on validation."""
     X = data.train.X[data.feature_columns]
+    # Fits run side by side in the search: each one single-threaded.
+    threads = 1 if config.parallel_fits > 1 else config.nthread
     search = randomized_search(
-        xgboost_pipeline(data, config), config.xgboost_space, X, data.train.y, data.train.timestamps,
-        n_iter=config.xgboost_iterations, n_splits=config.cv_splits, seed=config.seed, prefix="model",
+        xgboost_pipeline(data, config).set_params(model__n_jobs=threads), config.xgboost_space, X, data.train.y, data.train.timestamps,
+        n_iter=config.xgboost_iterations, n_splits=config.cv_splits, seed=config.seed, prefix="model", parallel_fits=config.parallel_fits,
     )
     pipeline = xgboost_pipeline(data, config, early_stopping_rounds=config.early_stopping_rounds, **search.best_params)
     _fit_xgboost_early_stopping(pipeline, data)
@@ -282,7 +284,7 @@ def train_linear(data: ModelData, config: TrainingConfig) -> tuple[TabularForeca
     X = data.train.X[data.feature_columns]
     search = randomized_search(
         linear_pipeline(data, config), config.linear_space, X, data.train.y, data.train.timestamps,
-        n_iter=config.linear_iterations, n_splits=config.cv_splits, seed=config.seed, prefix="model",
+        n_iter=config.linear_iterations, n_splits=config.cv_splits, seed=config.seed, prefix="model", parallel_fits=config.parallel_fits,
     )
     pipeline = linear_pipeline(data, config, **search.best_params).fit(X, data.train.y)
     return TabularForecaster(pipeline, data.feature_columns, "linear", fit_record(data.train, "train")), search, {}

@@ -280,27 +280,3 @@ def test_parallel_step_processes_find_or_create_one_parent(mlops_home):
     assert len(ids) == 1 and [r.info.run_id for r in parent_runs(tracking, run_id)] == list(ids)
 
 
-@pytest.mark.slow
-def test_multiprocess_training_makes_one_parent_and_ends_it(tmp_path):
-    """Each step in a process of its own, two at a time (spawn: the forkserver is
-    test_executors' alone): the candidates starting together create one parent, every part is
-    nested under it, and the last step's process ends it."""
-    from mlops_assets.defs.ingestion.discovery import discover_batches
-    from mlops_assets.defs.partitions import BATCHES
-    from mlops_assets_tests.test_executors import deployment_ingestion_job, deployment_training_job, land_small_history
-
-    home = tmp_path / "mlops"
-    env = {"MLOPS_EXECUTOR": "multiprocess", "MLOPS_EXECUTOR_START_METHOD": "spawn", "MLOPS_EXECUTOR_MAX_CONCURRENT": "2"}
-    with local_platform(home, env) as (defs, instance):
-        land_small_history(home)
-        key = discover_batches(defs.resources["landing"], set(), {}).new[0].key
-        instance.add_dynamic_partitions(BATCHES, [key])
-        assert dg.execute_job(dg.reconstructable(deployment_ingestion_job), instance, tags={"dagster/partition": key}).success
-        training = dg.execute_job(dg.reconstructable(deployment_training_job), instance)
-        assert training.success, [e.message for e in training.all_events if e.is_step_failure]
-        tracking = defs.resources["mlflow_tracking"]
-        parents = parent_runs(tracking, training.run_id)
-        assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-        parts = [r for r in runs_of(tracking, training.run_id) if r.info.run_id != parents[0].info.run_id]
-        assert {r.data.tags["dagster.asset"] for r in parts} >= {"xgboost_model", "linear_model", "lstm_model", "fair_model"}
-        assert all(r.data.tags[PARENT_RUN_TAG] == parents[0].info.run_id and r.info.status == "FINISHED" for r in parts)
