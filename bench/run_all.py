@@ -50,6 +50,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "bias_report": ("bias_report.py", [], ["--repeats", "1"]),
     "drift": ("drift.py", ["--evidently-python", EVIDENTLY_PYTHON], ["--evidently-python", EVIDENTLY_PYTHON, "--repeats", "1"]),
     "executors": ("executors.py", [], []),
+    "intervals": ("intervals.py", [], []),  # about 3 s: no quick variant
 }
 RESULT_FILES = {"end_to_end_multiprocess": None}  # written into end_to_end.json (--merge)
 EXTRA_ENV = {"end_to_end_multiprocess": {"MLOPS_EXECUTOR_MAX_CONCURRENT": "1"}}
@@ -62,6 +63,7 @@ TITLES = {
     "bias_report": "Bias report (`bench/bias_report.py`)",
     "drift": "Drift against Evidently (`bench/drift.py`)",
     "executors": "Executors (`bench/executors.py`)",
+    "intervals": "Prediction intervals: recovery after an error shift (`bench/intervals.py`)",
 }
 
 

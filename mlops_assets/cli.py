@@ -172,7 +172,30 @@ def serve(host: str, port: int, reload_seconds: float) -> None:
     resources = build_resources()
     tracking = resources["mlflow_tracking"]
     click.echo(f"serving models:/{tracking.registered_model}@champion on http://{host}:{port}")
-    run_server(tracking.tracking_uri, tracking.registered_model, resources["dataset"].load(), host, port, reload_seconds)
+    run_server(
+        tracking.tracking_uri, tracking.registered_model, resources["dataset"].load(), host, port, reload_seconds,
+        state_dir=resources["drift"].interval_state_root(),
+    )
+
+
+@main.command()
+@click.option("--version", "version", default=None, help="Model version (default: the champion, else the newest version).")
+@click.option("--format", "file_format", type=click.Choice(["md", "html"]), default="md", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="File to write (default: model_card_v<V>.<format> here).")
+def card(version: str | None, file_format: str, out: Path | None) -> None:
+    """Write the model card of a registered version (as logged on its MLflow run by the
+    `model_card` asset) to a file, and print its path."""
+    quiet_libraries(False)
+    from mlops_assets.definitions import build_resources
+    from mlops_assets.defs.registry.model_card import CardNotFound, card_version, download_card
+
+    tracking = build_resources()["mlflow_tracking"]
+    try:
+        chosen = card_version(tracking, version)
+        path = out or Path(f"model_card_v{chosen}.{file_format}")
+        click.echo(download_card(tracking, chosen, file_format, str(path)))
+    except CardNotFound as error:
+        raise click.ClickException(str(error)) from None
 
 
 if __name__ == "__main__":

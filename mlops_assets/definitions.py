@@ -23,6 +23,7 @@ from mlops_assets.defs.sources import checks as sources_checks
 from mlops_assets.defs.sources.assets import eia_demand, source_batch_file, weather_observations
 from mlops_assets.defs.sources.jobs import daily_sources_schedule, sources_job
 from mlops_assets.defs.registry.assets import champion_model, model_evaluation, registered_model
+from mlops_assets.defs.registry.model_card import model_card
 from mlops_assets.defs.preparation import checks as preparation_checks
 from mlops_assets.defs.preparation.assets import data_profile, features, load_history, splits
 from mlops_assets.defs.training.assets import candidate_model, hyperparameter_sensitivity, linear_model, lstm_model, xgboost_model
@@ -63,7 +64,7 @@ def local_resources() -> dict:
         "dataset": DatasetSpecResource(path=os.environ.get("MLOPS_DATASET_SPEC", "")),
         "training": TrainingSettings(profile=os.environ.get("MLOPS_PROFILE", "full"), config_path=os.environ.get("MLOPS_TRAINING_CONFIG", "")),
         "alerts": alert_channels(home),
-        "drift": DriftSettings(),
+        "drift": DriftSettings(interval_state_dir=f"{storage}/intervals"),
         "promotion": promotion_settings(),
         "fairness": FairnessSettings(rule=os.environ.get("MLOPS_BIAS_RULE", "normalized")),
         "mlflow_tracking": MlflowTracking(
@@ -104,7 +105,8 @@ def promotion_settings() -> PromotionSettings:
     env = os.environ.get
     optional = {name: float(env(var)) for name, var in (("max_mape", "MLOPS_MAX_MAPE"), ("min_r2", "MLOPS_MIN_R2")) if env(var)}
     return PromotionSettings(
-        margin=float(env("MLOPS_PROMOTION_MARGIN", "0.02")), min_skill=float(env("MLOPS_MIN_SKILL", "0.0")), **optional
+        margin=float(env("MLOPS_PROMOTION_MARGIN", "0.02")), min_skill=float(env("MLOPS_MIN_SKILL", "0.0")),
+        coverage_tolerance=float(env("MLOPS_COVERAGE_TOLERANCE", "0.05")), **optional
     )
 
 
@@ -197,7 +199,7 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
         raw_load, clean_load, load_history, features, splits, data_profile,
         xgboost_model, linear_model, lstm_model, candidate_model, hyperparameter_sensitivity,
         bias_report, fair_model, shap_summary, model_evaluation, registered_model, monitoring_reference,
-        champion_model, batch_predictions, drift_report,
+        model_card, champion_model, batch_predictions, drift_report,
         eia_demand, weather_observations, source_batch_file,
     ]
     return dg.Definitions(

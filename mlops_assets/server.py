@@ -2,9 +2,12 @@
 
 Speaks MLflow's scoring protocol, so MLflow clients work unchanged:
 - POST /invocations with `dataframe_split` or `dataframe_records` JSON ->
-  {"predictions": [...], "served_by": ["model" | "fallback", ...], "new_group": [bool, ...],
-   "model_version": "3"}; `new_group` is true for a row whose group the champion does not know
-  (it is forecast by the group fallback), null for a model logged without one.
+  {"predictions": [...], "prediction_lower": [...], "prediction_upper": [...],
+   "interval_level": 0.8, "served_by": ["model" | "fallback", ...], "new_group": [bool, ...],
+   "model_version": "3"}; the interval is the champion's as adapted by the labelled batches
+  monitoring has seen (core/intervals.py; null bounds for a model logged without one);
+  `new_group` is true for a row whose group the champion does not know (it is forecast by the
+  group fallback), null for a model logged without one.
 - a refused request -> HTTP 400 {"error_code": ..., "message": ..., "problems": [{"row",
   "column", "problem", "value"}, ...]} naming the column and the row (see core/request_checks.py);
 - GET /ping and /health (200 once a model is loaded), GET /version (MLflow and model version).
@@ -20,7 +23,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mlops_assets.core.spec import DatasetSpec
@@ -34,9 +37,19 @@ class Champion:
     model: Any  # mlflow PyFuncModel
     known_groups: frozenset[str] | None
     input_schema: Any
+    intervals: Any = None  # core.intervals.IntervalCalibrator, as adapted so far
 
 
-def load_champion(client: Any, name: str, alias: str = "champion") -> Champion:
+def adapted_intervals(version: str, model: Any, state_dir: str | None) -> Any:
+    """The version's interval as monitoring adapted it (under `state_dir`, default the local
+    storage's), else the one logged with the model."""
+    from mlops_assets.defs.monitoring.intervals import current_calibrator
+    from mlops_assets.resources.monitoring import DriftSettings
+
+    return current_calibrator(DriftSettings(interval_state_dir=state_dir or ""), version, model)
+
+
+def load_champion(client: Any, name: str, alias: str = "champion", state_dir: str | None = None) -> Champion:
     import mlflow.pyfunc
 
     from mlops_assets.core.pyfunc_model import known_groups
@@ -44,23 +57,27 @@ def load_champion(client: Any, name: str, alias: str = "champion") -> Champion:
     version = str(client.get_model_version_by_alias(name, alias).version)
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
     known = known_groups(model)
-    return Champion(version, model, None if known is None else frozenset(known), model.metadata.get_input_schema())
+    intervals = adapted_intervals(version, model, state_dir)
+    return Champion(version, model, None if known is None else frozenset(known), model.metadata.get_input_schema(), intervals)
 
 
 class ChampionHolder:
     """The serving champion, swapped atomically when the alias moves."""
 
-    def __init__(self, client: Any, name: str, alias: str = "champion"):
-        self.client, self.name, self.alias = client, name, alias
-        self.current = load_champion(client, name, alias)
+    def __init__(self, client: Any, name: str, alias: str = "champion", state_dir: str | None = None):
+        self.client, self.name, self.alias, self.state_dir = client, name, alias, state_dir
+        self.current = load_champion(client, name, alias, state_dir)
         self._stop = threading.Event()
 
     def refresh(self) -> bool:
-        """Load the alias's version if it moved; True when the champion changed."""
+        """Load the alias's version if it moved (True), else the champion's interval as
+        monitoring has adapted it since (False)."""
         version = str(self.client.get_model_version_by_alias(self.name, self.alias).version)
         if version == self.current.version:
+            champion = self.current
+            self.current = replace(champion, intervals=adapted_intervals(champion.version, champion.model, self.state_dir))
             return False
-        previous, self.current = self.current.version, load_champion(self.client, self.name, self.alias)
+        previous, self.current = self.current.version, load_champion(self.client, self.name, self.alias, self.state_dir)
         logger.warning("champion moved from v%s to v%s: now serving v%s", previous, version, self.current.version)
         return True
 
@@ -89,12 +106,20 @@ def predict(champion: Champion, body: bytes, spec: DatasetSpec) -> dict[str, Any
     except (ValueError, TypeError) as error:
         raise RequestError(f"the request does not fit the model's signature: {error}", error_code="INVALID_PARAMETER_VALUE") from None
     predictions = [float(p) for p in champion.model.predict(inputs)]
+    lower, upper = champion.intervals.interval(predictions, inputs) if champion.intervals else ([math.nan] * len(predictions),) * 2
     return {
-        "predictions": [p if math.isfinite(p) else None for p in predictions],
+        "predictions": _finite_or_none(predictions),
+        "prediction_lower": _finite_or_none(lower),
+        "prediction_upper": _finite_or_none(upper),
+        "interval_level": champion.intervals.level if champion.intervals else None,
         "served_by": [str(s) for s in served_by(champion.model, inputs)],
         "new_group": new_groups(champion, frame, spec),
         "model_version": champion.version,
     }
+
+
+def _finite_or_none(values: Any) -> list[float | None]:
+    return [float(v) if math.isfinite(float(v)) else None for v in values]
 
 
 def new_groups(champion: Champion, frame: Any, spec: DatasetSpec) -> list[bool | None]:
@@ -153,7 +178,10 @@ def build_app(holder: ChampionHolder, spec: DatasetSpec):
     ])
 
 
-def serve(tracking_uri: str, name: str, spec: DatasetSpec, host: str = "127.0.0.1", port: int = 5001, reload_seconds: float = 30.0) -> None:
+def serve(
+    tracking_uri: str, name: str, spec: DatasetSpec, host: str = "127.0.0.1", port: int = 5001, reload_seconds: float = 30.0,
+    state_dir: str | None = None,
+) -> None:
     """Load the champion and serve until interrupted."""
     import uvicorn
     from mlflow import MlflowClient
@@ -163,7 +191,7 @@ def serve(tracking_uri: str, name: str, spec: DatasetSpec, host: str = "127.0.0.
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    holder = ChampionHolder(MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri), name)
+    holder = ChampionHolder(MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri), name, state_dir=state_dir)
     if reload_seconds > 0:
         holder.watch(reload_seconds)
     started = time.strftime("%H:%M:%S")

@@ -67,6 +67,25 @@ def test_demo_runs_the_whole_graph_and_status_reports_it(tmp_path):
     assert status.returncode == 0 and "champion     1" in status.stdout and "1 quarantined" in status.stdout
     assert "v1 (was none) by" in status.stdout and "None" not in status.stdout  # the first champion had no predecessor
 
+    # The demo champion's model card: every section, with the values the demo recorded.
+    card_path = tmp_path / "card.md"
+    card = cli(tmp_path, "card", "--out", str(card_path))
+    assert card.returncode == 0 and str(card_path) in card.stdout, card.stdout + card.stderr
+    text = card_path.read_text()
+    headings = [line[3:] for line in text.splitlines() if line.startswith("## ")]
+    assert [h.split(":")[0] for h in headings] == [
+        "Model details", "Intended use and limits", "Factors", "Training data", "Evaluation data", "Metrics", "Quantitative analyses",
+        "Prediction intervals", "Explanations", "Ethical considerations", "Release gate", "Caveats and recommendations", "Lineage",
+        "How to reproduce",
+    ]
+    assert text.startswith("# Model card: load_forecaster version 1") and "approved for promotion" in text
+    verdict_lines = [line for line in out.splitlines() if line.startswith("  ") and (" pass " in line or " FAIL " in line)]
+    assert len(verdict_lines) == 6
+    for line in verdict_lines:  # each gate verdict of the summary is in the card, with its reason
+        check = line.split()[0]
+        assert check in text, check
+    assert "no prediction interval recorded" not in text and "80%" in text
+
     again = cli(tmp_path, "simulate", "--days", "1", "--groups", "3")
     assert again.returncode == 0 and "load_2024-02-10_2024-02-10.csv" in again.stdout  # continues after the demo's data
 

@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 
-BLOCKING_CHECKS = ("performance_threshold", "no_regression_vs_champion", "bias_within_threshold", "signature_and_schema", "serving_smoke_test")
+BLOCKING_CHECKS = (
+    "performance_threshold", "no_regression_vs_champion", "bias_within_threshold", "interval_coverage", "signature_and_schema", "serving_smoke_test",
+)
 
 
 @dataclass(frozen=True)

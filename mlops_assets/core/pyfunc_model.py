@@ -88,3 +88,25 @@ def known_groups(pyfunc_model: Any) -> list[str] | None:
     series or a model logged without a group fallback."""
     router = _router(pyfunc_model)
     return None if router is None else list(router.known)
+
+
+def interval_calibrator(pyfunc_model: Any):
+    """The calibrated interval logged with the model (core/intervals.py), or None for a model
+    logged before intervals."""
+    return getattr(_logged_forecaster(pyfunc_model), "interval_calibrator", None)
+
+
+def predict_interval(pyfunc_model: Any, frame: Any, calibrator: Any = None) -> tuple[Any, Any, Any]:
+    """(prediction, lower, upper) for the rows of `frame`: the model's forecast and its interval
+    from `calibrator` (default: the one logged with the model; NaN bounds without one)."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame(frame)
+    predictions = np.asarray(pyfunc_model.predict(frame), dtype=float)
+    calibrator = calibrator if calibrator is not None else interval_calibrator(pyfunc_model)
+    if calibrator is None:
+        missing = np.full(len(predictions), np.nan)
+        return predictions, missing, missing.copy()
+    lower, upper = calibrator.interval(predictions, frame)
+    return predictions, lower, upper

@@ -51,7 +51,15 @@ class TrainingConfig:
     lstm_max_train_rows: int = 60_000
     shap_sample_rows: int = 1000
     shap_background_rows: int = 200
-    nthread: int = 2
+    nthread: int = 2  # threads of one XGBoost fit outside the search (the final fits)
+    # Search fits run side by side as threads, each single-threaded: on small data one thread
+    # per fit beats two threads per fit (OpenMP's barriers cost more than they save, and spin
+    # when another process holds a core). 1 = one fit at a time with `nthread` threads.
+    parallel_fits: int = 2
+    # Prediction intervals (core/intervals.py): nominal level, scores kept per group, ACI step.
+    interval_level: float = 0.8
+    interval_window: int = 720
+    interval_gamma: float = 0.2
     # 250k rows: a 1M-row series' training split (~690k rows) peaks under 2 GB in one process;
     # the demo's default and 100k sizes (<= 70k training rows) are not cut.
     max_train_rows: int | None = 250_000

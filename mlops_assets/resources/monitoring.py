@@ -33,7 +33,22 @@ class DriftSettings(dg.ConfigurableResource):
     prediction_reference_days: int = 28
     # drift_sensor starts at most one training_job per cool-down, however many batches say retrain.
     retrain_cooldown_hours: float = 24.0
+    # Prediction intervals: where each version's adapted calibration lives (default
+    # <storage>/intervals), and when realized coverage is a retrain reason: below the nominal
+    # level by more than `coverage_tolerance` in each of the last `coverage_shortfall_batches`
+    # labelled batches.
+    interval_state_dir: str = ""
+    coverage_tolerance: float = 0.05
+    coverage_shortfall_batches: int = 3
+
+    def interval_state_root(self) -> str:
+        from mlops_assets import settings
+
+        return self.interval_state_dir or f"{settings.storage_dir()}/intervals"
 
     def config(self) -> DriftConfig:
-        values = self.model_dump(exclude={"reference_rows", "prediction_reference_days", "retrain_cooldown_hours"})
+        values = self.model_dump(exclude={
+            "reference_rows", "prediction_reference_days", "retrain_cooldown_hours", "interval_state_dir", "coverage_tolerance",
+            "coverage_shortfall_batches",
+        })
         return DriftConfig(**{**values, "calibration_hours": tuple(values["calibration_hours"])})

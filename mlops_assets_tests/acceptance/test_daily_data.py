@@ -15,7 +15,7 @@ from mlops_assets.core.sample_data import ZONES, delivery_files, zone_loads
 from mlops_assets_tests.acceptance.platform import champion_or_override, explain, land, partitions, run_cli, stored, write_spec
 
 pytestmark = pytest.mark.slow
-CHECKS = {"performance_threshold", "no_regression_vs_champion", "bias_within_threshold", "signature_and_schema", "serving_smoke_test"}
+CHECKS = {"performance_threshold", "no_regression_vs_champion", "bias_within_threshold", "interval_coverage", "signature_and_schema", "serving_smoke_test"}
 STOPPED = "O'Brien"
 LATE = next(z.label for z in ZONES if z.starts_after > 0)
 EASTER_MONDAY = date(2022, 4, 18)  # a Zurich cantonal holiday (not a national one)

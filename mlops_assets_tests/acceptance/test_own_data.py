@@ -30,7 +30,7 @@ from mlops_assets_tests.acceptance.platform import (
 
 pytestmark = pytest.mark.slow
 CHECKS = {
-    "performance_threshold", "no_regression_vs_champion", "bias_within_threshold", "signature_and_schema",
+    "performance_threshold", "no_regression_vs_champion", "bias_within_threshold", "interval_coverage", "signature_and_schema",
     "serving_smoke_test",
 }
 MELBOURNE = ZoneInfo("Australia/Melbourne")

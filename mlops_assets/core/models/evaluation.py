@@ -32,13 +32,25 @@ def evaluate(forecaster: Any, data: ModelData, final: Any = None) -> dict[str, A
     refit on train + validation; `forecaster` itself when None), and the baselines on the same
     test rows."""
     scales = data.mase_scales()
-    val, val_groups, _ = score_split(forecaster, data.validation, scales)
+    val, val_groups, val_pred = score_split(forecaster, data.validation, scales)
     test, test_groups, test_pred = score_split(final if final is not None else forecaster, data.test, scales)
     compared = comparison(data.test.y, test_pred, data.test.baselines, scales.get("overall"))
     return {
         "validation": val, "test": test, "validation_by_group": val_groups, "test_by_group": test_groups,
-        "test_predictions": test_pred, "test_comparison": compared, "mase_scales": scales,
+        "validation_predictions": val_pred, "test_predictions": test_pred, "test_comparison": compared, "mase_scales": scales,
     }
+
+
+def calibrate_intervals(data: ModelData, validation_predictions: np.ndarray, config: TrainingConfig) -> Any:
+    """The interval calibrator of a model (core/intervals.py): its train-only fit's errors on
+    the validation split, scaled by each row's level of target lags, per group."""
+    from mlops_assets.core.intervals import fit_calibrator
+    from mlops_assets.core.models.fallback import ColumnRoles
+
+    return fit_calibrator(
+        data.validation.y, validation_predictions, data.validation.X, level=config.interval_level, group=data.group,
+        scale_columns=ColumnRoles.of(data).level, window=config.interval_window, gamma=config.interval_gamma,
+    )
 
 
 def refit(forecaster: Any, data: ModelData, config: TrainingConfig, weights: np.ndarray | None = None) -> Any:

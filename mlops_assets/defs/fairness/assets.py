@@ -209,6 +209,8 @@ def _mitigate(
                 kind=candidate["kind"], forecaster=chosen.forecaster, data=data, evaluation=evaluation,
                 params={**candidate["params"], "sample_weights": chosen.name}, extra={}, search_table=None, config=config,
                 data_versions=versions, fit_seconds=fit_seconds,
+                # Intervals calibrated on validation forecasts of the variant's train-only fit, never of the refit that learned them.
+                calibration_predictions=chosen.train_only.predict(data.validation.X),
             )
             summary.update(
                 run_id=run.info.run_id, model_uri=info.model_uri, params={**candidate["params"], "sample_weights": chosen.name},

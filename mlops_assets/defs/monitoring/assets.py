@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from mlops_assets.defs.metadata import counts, significant, table_metadata
+from mlops_assets.defs.monitoring.intervals import current_calibrator, read_state, record_batch
 from mlops_assets.defs.monitoring.reference import load_model, load_reference, pandas_inputs
 from mlops_assets.defs.partitions import batches
 from mlops_assets.resources.alerts import Alert, AlertChannels
@@ -19,6 +20,7 @@ from mlops_assets.resources.registry import CHAMPION
 from mlops_assets.resources.tracking import MlflowTracking
 
 PREDICTION = "prediction"
+LOWER, UPPER = "prediction_lower", "prediction_upper"
 SINGLE_SERIES = "single series: no groups to compare"
 WAITING_FOR_HISTORY = "not scored: waiting for history"
 EMPTY_BATCH = "not scored: the batch has no rows"
@@ -135,14 +137,16 @@ def _alert_new_groups(context, groups: list[str], out: pl.DataFrame, spec, versi
     # Predicted by the serving champion: on a fresh deployment, batches wait for the first one.
     deps=[dg.AssetKey("champion_model")],
 )
-def batch_predictions(context: dg.AssetExecutionContext, clean_load: pl.DataFrame, load_history: pl.LazyFrame, dataset: DatasetSpecResource, mlflow_tracking: MlflowTracking, alerts: AlertChannels):
+def batch_predictions(context: dg.AssetExecutionContext, clean_load: pl.DataFrame, load_history: pl.LazyFrame, dataset: DatasetSpecResource, drift: DriftSettings, mlflow_tracking: MlflowTracking, alerts: AlertChannels):
     """The champion's forecast for every row of the batch whose required history (the shortest
     target lag) is present, with the actuals where the batch has them; the other rows await
     their history and are scored when it arrives (`rescore_sensor`), except rows whose lag
     reaches back before their group's first row (`rows_before_group_history`: a group's first
-    day can never be scored). Per row: `served_by`
-    ("model" or the group-agnostic "fallback") and `new_group` (a group the champion was not
-    trained on; each new group is named here and in one WARN alert)."""
+    day can never be scored). Per row: `prediction_lower` and `prediction_upper`, the
+    champion's prediction interval as adapted by the labelled batches before this one
+    (core/intervals.py; this batch's labels then move it), `served_by` ("model" or the
+    group-agnostic "fallback") and `new_group` (a group the champion was not trained on; each
+    new group is named here and in one WARN alert)."""
     from mlops_assets.core.metrics import regression_metrics
 
     spec = dataset.load()
@@ -151,10 +155,13 @@ def batch_predictions(context: dg.AssetExecutionContext, clean_load: pl.DataFram
     version, model = _champion(mlflow_tracking)
     inputs = pandas_inputs(features, spec) if features.height else None
     predictions = np.asarray(model.predict(inputs), float) if features.height else np.zeros(0)
+    calibrator = current_calibrator(drift, version, model)
+    lower, upper = calibrator.interval(predictions, inputs) if calibrator and features.height else (np.full(features.height, np.nan),) * 2
     known = _known_groups(model, lambda: load_reference(mlflow_tracking, version), spec)
     new = features.get_column(spec.group).cast(pl.String).is_in(known).not_() if known is not None else pl.repeat(False, features.height, eager=True)
     out = features.with_columns(
-        pl.Series(PREDICTION, predictions, dtype=pl.Float64), pl.lit(version).alias("model_version"),
+        pl.Series(PREDICTION, predictions, dtype=pl.Float64), pl.Series(LOWER, lower, dtype=pl.Float64),
+        pl.Series(UPPER, upper, dtype=pl.Float64), pl.lit(version).alias("model_version"),
         pl.Series("served_by", _served_by(model, inputs, features.height), dtype=pl.String), new.alias("new_group"),
     )
     new_groups = _new_groups(clean_load, known, spec)
@@ -163,6 +170,7 @@ def batch_predictions(context: dg.AssetExecutionContext, clean_load: pl.DataFram
     actual = pl.col(spec.target.column)
     labelled = out.filter(actual.is_not_null() & actual.cast(pl.Float64).is_not_nan())
     realized = regression_metrics(labelled.get_column(spec.target.column).to_numpy(), labelled.get_column(PREDICTION).to_numpy()) if labelled.height else {}
+    coverage = _record_intervals(context, drift, version, model, labelled, spec)
     return dg.Output(
         out,
         metadata={
@@ -176,8 +184,24 @@ def batch_predictions(context: dg.AssetExecutionContext, clean_load: pl.DataFram
             "history_storage_id": history_id if history_id is not None else -1,
             "labelled_rows": labelled.height,
             **counts({f"realized_{k}": v for k, v in realized.items() if k != "n" and v == v}),
+            "interval_level": calibrator.level if calibrator else "none",
+            **counts({"realized_interval_coverage": coverage.get("coverage"), "realized_interval_width": coverage.get("mean_width")}),
         },
     )
+
+
+def _record_intervals(context, drift: DriftSettings, version: str, model, labelled: pl.DataFrame, spec) -> dict:
+    """Record the batch's labelled rows in the version's adapted interval; their realized
+    coverage and width ({} without labelled rows or intervals)."""
+    if labelled.height == 0:
+        return {}
+    y = labelled.get_column(spec.target.column).cast(pl.Float64).to_numpy()
+    first = str(labelled.get_column(spec.timestamp).min())
+    batches = record_batch(
+        drift, version, model, context.partition_key, first, y, labelled.get_column(PREDICTION).to_numpy(),
+        labelled.get_column(LOWER).to_numpy(), labelled.get_column(UPPER).to_numpy(), labelled,
+    )
+    return next((b for b in batches if b["batch"] == context.partition_key), {})
 
 
 def _scoring(context: dg.AssetExecutionContext) -> dict:
@@ -231,6 +255,9 @@ def drift_report(context: dg.AssetExecutionContext, batch_predictions: pl.DataFr
     by_group = _group_drift(scored, reference.train_sample, spec, verdict["top_features"], spec.quantile_bins)
     bias = _batch_bias(context, scored, spec, config, fairness, alerts, reference.scales, new_groups)
     used = {**verdict["reference"], **reference.describe(spec.timestamp)}
+    intervals = _interval_status(context.partition_key, scored, spec, drift, version)
+    if intervals.get("shortfall"):
+        verdict = {**verdict, "retrain": True, "reasons": [*verdict["reasons"], intervals["shortfall"]]}
     report = {
         "batch": context.partition_key, "status": "scored", "champion_version": version,
         "rows_in_batch": scoring.get("rows_in_batch", scored.height), "rows_scored": scored.height,
@@ -238,9 +265,29 @@ def drift_report(context: dg.AssetExecutionContext, batch_predictions: pl.DataFr
         "features": verdict["features"], "prediction_drift": verdict["prediction_drift"], "realized": verdict["realized"],
         "realized_mae": verdict["realized"].get("mae"), "reference_mae": verdict["realized"].get("reference_mae"),
         "by_group": by_group, "by_group_skipped": None if spec.group else SINGLE_SERIES, "bias": bias, "reference": used,
+        "intervals": intervals,
         **{k: verdict[k] for k in ("retrain", "reasons", "weighted_drift", "weighted_drift_threshold", "top_features", "root_causes")},
     }
     return dg.Output(report, metadata=_report_metadata(report, verdict))
+
+
+def _interval_status(batch: str, scored: pl.DataFrame, spec, drift: DriftSettings, version: str) -> dict:
+    """Realized coverage and mean width of the batch's intervals on its labelled rows, and a
+    retrain reason when coverage fell short in each of the last few labelled batches (as
+    recorded by batch_predictions, up to this one)."""
+    from mlops_assets.core.intervals import batch_coverage, sustained_shortfall
+
+    if LOWER not in scored.columns:
+        return {"rows": 0, "coverage": None, "mean_width": None, "level": None, "shortfall": None}
+    actual = scored.get_column(spec.target.column).cast(pl.Float64).to_numpy()
+    realized = batch_coverage(actual, scored.get_column(LOWER).to_numpy(), scored.get_column(UPPER).to_numpy())
+    state = read_state(drift, version) or {}
+    recorded = state.get("batches", [])
+    mine = next((b for b in recorded if b["batch"] == batch), None)
+    upto = recorded[: recorded.index(mine) + 1] if mine else recorded
+    level = state.get("level")
+    shortfall = sustained_shortfall(upto, level, drift.coverage_tolerance, drift.coverage_shortfall_batches) if level else None
+    return {**realized, "level": level, "shortfall": shortfall}
 
 
 # What each column of drift_report's `features` table means (shown in the UI's table header).
@@ -309,6 +356,10 @@ def _report_metadata(report: dict, verdict: dict) -> dict:
     for key in ("realized_mae", "reference_mae"):
         if report[key] is not None:
             metadata[key] = significant(report[key])
+    intervals = report.get("intervals") or {}
+    if intervals.get("coverage") is not None:
+        metadata.update(realized_interval_coverage=significant(intervals["coverage"]), realized_interval_width=significant(intervals["mean_width"]))
+        metadata["interval_level"] = intervals["level"] if intervals["level"] is not None else "none"
     if report["by_group"]:
         metadata["by_group"] = table_metadata(pl.DataFrame(report["by_group"], infer_schema_length=None), max_rows=200)
     if report["bias"] is not None:
@@ -325,7 +376,7 @@ def _not_judged(batch: str, version: str, scoring: dict, why: str, scored: int =
         "rows_scored": scored, "rows_awaiting_history": scoring.get("rows_awaiting_history", 0),
         "new_groups": list(scoring.get("new_groups") or []), "features": [], "prediction_drift": {}, "realized": None,
         "realized_mae": None, "reference_mae": None, "by_group": [], "by_group_skipped": why, "bias": None,
-        "reference": None, "retrain": False, "reasons": [why], "weighted_drift": 0.0, "weighted_drift_threshold": None,
+        "reference": None, "intervals": {}, "retrain": False, "reasons": [why], "weighted_drift": 0.0, "weighted_drift_threshold": None,
         "top_features": [], "root_causes": [],
     }
     metadata = {

@@ -29,6 +29,9 @@ CHECK_DESCRIPTIONS = {
     ),
     "no_regression_vs_champion": "MAE no worse than the serving champion's by more than the margin (paired bootstrap on the same test rows).",
     "bias_within_threshold": "No group beyond the bias rule; every group has enough test rows.",
+    "interval_coverage": (
+        "The prediction interval covers the nominal share of test rows (±5 points by default), overall and in every group with enough rows."
+    ),
     "signature_and_schema": "The version's signature has exactly the inputs the dataset spec produces, and an output.",
     "serving_smoke_test": "The version loads through pyfunc in a fresh process and predicts a sample.",
 }
@@ -54,9 +57,11 @@ def model_evaluation(context: dg.AssetExecutionContext, fair_model: dict, test_s
     import mlflow.pyfunc
     import numpy as np
 
+    from mlops_assets.core.intervals import coverage_report, rolled_intervals
     from mlops_assets.core.metrics import comparison, forecast_metrics, metrics_by_group
     from mlops_assets.core.models.data import to_split
     from mlops_assets.core.promotion import paired_bootstrap
+    from mlops_assets.core.pyfunc_model import interval_calibrator
 
     spec, policy = dataset.load(), promotion.policy()
     split = to_split(test_set, spec)
@@ -70,12 +75,27 @@ def model_evaluation(context: dg.AssetExecutionContext, fair_model: dict, test_s
             "by_group": by_group.to_dicts(),
         }
 
+    def intervals(model, predictions: np.ndarray) -> dict | None:
+        """Coverage of the calibrated interval day by day over the test rows, each day's labels
+        moving its quantile level for the next (ACI, as monitoring does) but never its scores:
+        a calibration whose largest scores cannot cover the test period stays too narrow,
+        however fast serving would learn new ones. Next to it, the coverage without adaptation."""
+        calibrator = interval_calibrator(model)
+        if calibrator is None:
+            return None
+        days = np.asarray(split.timestamps, dtype="datetime64[D]")
+        lower, upper, _ = rolled_intervals(calibrator, split.y, predictions, split.X, days, learn_scores=False)
+        report = coverage_report(split.y, lower, upper, split.groups, calibrator.level, promotion.coverage_min_group_rows, days)
+        static = coverage_report(split.y, *calibrator.interval(predictions, split.X), None, calibrator.level, 0)
+        return {**report, "method": calibrator.method, "static_coverage": static["coverage"], "static_mean_width": static["mean_width"]}
+
     champion = registry.alias_version(CHAMPION)
-    new_pred = np.asarray(mlflow.pyfunc.load_model(fair_model["model_uri"]).predict(split.X), float)
+    new_model = mlflow.pyfunc.load_model(fair_model["model_uri"])
+    new_pred = np.asarray(new_model.predict(split.X), float)
     compared = comparison(split.y, new_pred, split.baselines, scales.get("overall"))
     result = {
         "rows": len(split),
-        "challenger": {"model_uri": fair_model["model_uri"], **scored(new_pred)},
+        "challenger": {"model_uri": fair_model["model_uri"], **scored(new_pred), "intervals": intervals(new_model, new_pred)},
         "baselines": {name: compared[name] for name in ("seasonal_naive", "day_before")},
         "champion": None,
         "compared_champion": champion,
@@ -83,8 +103,9 @@ def model_evaluation(context: dg.AssetExecutionContext, fair_model: dict, test_s
     }
     if champion:
         # By version, not by alias: the alias may move while we load; we compare with `champion`.
-        old_pred = np.asarray(mlflow.pyfunc.load_model(registry.model_uri(champion)).predict(split.X), float)
-        result["champion"] = {"version": champion, **scored(old_pred)}
+        old_model = mlflow.pyfunc.load_model(registry.model_uri(champion))
+        old_pred = np.asarray(old_model.predict(split.X), float)
+        result["champion"] = {"version": champion, **scored(old_pred), "intervals": intervals(old_model, old_pred)}
         result["paired_difference"] = paired_bootstrap(new_pred - split.y, old_pred - split.y, policy.bootstrap, policy.seed)
     table = _comparison_table(result)
     run_id = log_evaluation_run(mlflow_tracking, context, result, table)
@@ -96,12 +117,18 @@ def model_evaluation(context: dg.AssetExecutionContext, fair_model: dict, test_s
     return dg.Output(result, metadata=metadata)
 
 
+def _interval_columns(part: dict) -> dict:
+    """Coverage, mean width and pinball loss of a model's intervals (None: logged without)."""
+    intervals = part.get("intervals") or {}
+    return {"interval_coverage": intervals.get("coverage"), "interval_width": intervals.get("mean_width"), "pinball_loss": intervals.get("pinball_loss")}
+
+
 def _comparison_table(result: dict) -> pl.DataFrame:
     """Challenger, champion and both baselines: MAE/RMSE/MASE/skill (baselines on the rows that
     have both; the models on every test row, their MAE on those rows as `compared_mae`)."""
     cols = ("mae", "rmse", "mase", "skill", "skill_day_before", "compared_mae", "mape", "r2", "n", "baseline_rows")
     parts = [("challenger", result["challenger"]), ("champion", result["champion"])]
-    rows = [{"forecast": name, **{k: part["metrics"].get(k) for k in cols}} for name, part in parts if part]
+    rows = [{"forecast": name, **{k: part["metrics"].get(k) for k in cols}, **_interval_columns(part)} for name, part in parts if part]
     rows += [{"forecast": name, **{k: m.get(k) for k in cols}} for name, m in result["baselines"].items()]
     return pl.DataFrame(rows, infer_schema_length=None)
 
@@ -141,7 +168,11 @@ def registered_model(context: dg.AssetExecutionContext, fair_model: dict, model_
         [v.to_dict() for v in verdicts],
     )
     yield dg.Output(
-        {"version": version, "model_uri": registry.model_uri(version), "run_id": fair_model["run_id"], "kind": fair_model["kind"], "verdicts": [v.to_dict() for v in verdicts], "passed": passed, "compared_champion": compared},
+        {
+            "version": version, "model_uri": registry.model_uri(version), "run_id": fair_model["run_id"], "kind": fair_model["kind"],
+            "verdicts": [v.to_dict() for v in verdicts], "passed": passed, "compared_champion": compared,
+            "intervals": model_evaluation["challenger"].get("intervals"),
+        },
         metadata={
             "version": version,
             "checks_passed": sum(v.passed for v in verdicts),
@@ -167,10 +198,16 @@ def check_numbers(evaluation: dict) -> dict[str, dict[str, float]]:
     metrics = evaluation["challenger"]["metrics"]
     finite = {k: metrics[k] for k in ("skill", "mase", "mae") if isinstance(metrics.get(k), float) and math.isfinite(metrics[k])}
     numbers = {"performance_threshold": {k: rounded(v) for k, v in finite.items()}}
+    intervals = evaluation["challenger"].get("intervals") or {}
+    numbers["interval_coverage"] = {k: rounded(intervals[k]) for k in ("coverage", "mean_width", "pinball_loss") if _finite(intervals.get(k))}
     if evaluation.get("paired_difference"):
         diff, low, high = evaluation["paired_difference"]
         numbers["no_regression_vs_champion"] = {"mae_difference": rounded(diff), "mae_difference_ci_high": rounded(high)}
     return numbers
+
+
+def _finite(value) -> bool:
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def refusal_reason(verdicts: list[Verdict]) -> str:
@@ -200,6 +237,7 @@ def _code_version() -> str:
 def _verdicts(fair_model, evaluation, test_set, version_uri, dataset, mlflow_tracking, promotion) -> list[Verdict]:
     from mlflow.models import get_model_info
 
+    from mlops_assets.core.intervals import interval_verdict
     from mlops_assets.core.models.data import input_columns, to_split
     from mlops_assets.serving import smoke_test
 
@@ -210,6 +248,7 @@ def _verdicts(fair_model, evaluation, test_set, version_uri, dataset, mlflow_tra
         performance_threshold(evaluation["challenger"]["metrics"], policy),
         no_regression_vs_champion(evaluation, policy),
         bias_verdict(fair_model.get("mitigation", {}).get("bias_after", {"passed": False, "reasons": ["no bias report recorded"]})),
+        interval_verdict(evaluation["challenger"].get("intervals"), promotion.coverage_tolerance),
         signature_and_schema(signature.inputs.input_names() if signature else None, bool(signature and signature.outputs), input_columns(spec)),
         serving_verdict(smoke_test(version_uri, mlflow_tracking.tracking_uri, sample), len(sample)),
     ]

@@ -200,11 +200,12 @@ def run_provenance(config: TrainingConfig, data_versions: dict[str, str]) -> tup
     return params, tags
 
 
-def log_model(forecaster: Any, data: ModelData, seed: int = 0) -> Any:
+def log_model(forecaster: Any, data: ModelData, seed: int = 0, intervals: Any = None) -> Any:
     """Log the forecaster as a pyfunc with signature and input example; returns ModelInfo. This
     is the one place models are logged (candidates and the fair model): a grouped model is
     logged with its group fallback (`core/models/fallback.py`), and the groups it knows and the
-    fallback's rule are recorded in the run."""
+    fallback's rule are recorded in the run. `intervals` (core/intervals.py) travels with the
+    model: `core.pyfunc_model.predict_interval` reads it."""
     import joblib
     import mlflow
     from mlflow.models import infer_signature
@@ -213,6 +214,8 @@ def log_model(forecaster: Any, data: ModelData, seed: int = 0) -> Any:
     from mlops_assets.core.pyfunc_model import PIP_PACKAGES, ForecastModel
 
     forecaster = with_group_fallback(forecaster, data, seed)
+    if intervals is not None:
+        forecaster.interval_calibrator = intervals
     if isinstance(forecaster, GroupRouter):
         mlflow.log_dict(_fallback_record(forecaster), "group_fallback.json")
         mlflow.set_tags({"group_fallback": "true", "known_groups": str(len(forecaster.known))})
@@ -265,14 +268,16 @@ def evaluation_metrics(evaluation: dict[str, Any]) -> dict[str, float]:
 def log_candidate(
     *, kind: str, forecaster: Any, data: ModelData, evaluation: dict[str, Any], params: dict[str, Any],
     extra: dict[str, Any], search_table: pl.DataFrame | None, config: TrainingConfig, data_versions: dict[str, str],
-    fit_seconds: float,
+    fit_seconds: float, calibration_predictions: Any = None,
 ) -> Any:
     """Inside an active MLflow run: params, CV, metrics overall, per group and against the
-    baselines, the group-key mapping, and the model. `forecaster` is the model logged (the refit
-    on train + validation); the validation metrics come from its train-only fit."""
+    baselines, the group-key mapping, the prediction intervals' test coverage, and the model.
+    `forecaster` is the model logged (the refit on train + validation); the validation metrics
+    come from its train-only fit, and so do the validation forecasts its intervals are
+    calibrated on (`calibration_predictions`, default the evaluation's)."""
     import mlflow
 
-    from mlops_assets.core.models.evaluation import baseline_table
+    from mlops_assets.core.models.evaluation import baseline_table, calibrate_intervals
 
     base_params, tags = run_provenance(config, data_versions)
     fitted_on = getattr(forecaster, "fit_info", {}).get("fitted_on", "train")
@@ -298,4 +303,18 @@ def log_candidate(
         log_table(baseline_table(evaluation["test_comparison"], kind), "test_vs_baselines.csv")
     details = {**extra, "fit_info": getattr(forecaster, "fit_info", {}), "mase_scales": evaluation.get("mase_scales")}
     mlflow.log_text(json.dumps(details, default=str, indent=1), "training_details.json")
-    return log_model(forecaster, data, config.seed)
+    predictions = evaluation["validation_predictions"] if calibration_predictions is None else calibration_predictions
+    intervals = calibrate_intervals(data, predictions, config)
+    mlflow.log_metrics(interval_metrics(intervals, evaluation["test_predictions"], data))
+    return log_model(forecaster, data, config.seed, intervals)
+
+
+def interval_metrics(intervals: Any, test_predictions: Any, data: ModelData) -> dict[str, float]:
+    """Test coverage, mean width and pinball loss of the calibrated intervals around the
+    logged model's test forecasts."""
+    from mlops_assets.core.intervals import coverage_report
+
+    lower, upper = intervals.interval(test_predictions, data.test.X)
+    report = coverage_report(data.test.y, lower, upper, None, intervals.level, 0)
+    names = {"coverage": "test_interval_coverage", "mean_width": "test_interval_width", "pinball_loss": "test_pinball_loss"}
+    return {name: float(report[key]) for key, name in names.items() if _finite(report[key])}

@@ -76,7 +76,7 @@ def test_first_model_passes_every_check_and_becomes_champion(story):
     first = story["runs"]["v1"]
     assert first.success
     verdicts = checks(first)
-    assert set(verdicts) == {"performance_threshold", "no_regression_vs_champion", "bias_within_threshold", "signature_and_schema", "serving_smoke_test"}
+    assert set(verdicts) == {"performance_threshold", "no_regression_vs_champion", "bias_within_threshold", "interval_coverage", "signature_and_schema", "serving_smoke_test"}
     assert all(v.passed for v in verdicts.values())
     assert "no champion yet" in verdicts["no_regression_vs_champion"].description
     assert "vs seasonal naive (min > 0.00)" in verdicts["performance_threshold"].description
@@ -136,7 +136,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve_and_predict(story, records: list[dict]) -> list[float]:
+def _serve_and_predict(story, records: list[dict]) -> dict:
     port = _free_port()
     env = {**os.environ, "MLOPS_HOME": str(story["home"]), "DAGSTER_HOME": str(story["home"] / "dagster_home")}
     server = subprocess.Popen([sys.executable, "-m", "mlops_assets.cli", "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -152,7 +152,7 @@ def _serve_and_predict(story, records: list[dict]) -> list[float]:
         body = json.dumps({"dataframe_records": records}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as response:
-            return json.loads(response.read())["predictions"]
+            return json.loads(response.read())
     finally:
         server.terminate()
         try:
@@ -192,13 +192,30 @@ def test_rollback_returns_to_the_previously_serving_version_and_the_server_follo
     expected = {v: np.asarray(mlflow.pyfunc.load_model(f"models:/load_forecaster/{v}").predict(frame.to_pandas()), float) for v in ("1", "3")}
     assert not np.allclose(expected["1"], expected["3"])
 
-    assert np.allclose(rolled_back["served_before"], expected["3"], rtol=1e-6)
+    assert np.allclose(rolled_back["served_before"]["predictions"], expected["3"], rtol=1e-6)
     done = rolled_back["done"]
     assert done.returncode == 0, done.stdout + done.stderr
     assert rolled_back["champion"] == "1"  # not v2, the numerically previous
     entry = rolled_back["entry"]
     assert (entry["action"], entry["version"], entry["previous_champion"]) == ("rollback", "1", "3")
-    assert np.allclose(rolled_back["served_after"], expected["1"], rtol=1e-6)
+    assert np.allclose(rolled_back["served_after"]["predictions"], expected["1"], rtol=1e-6)
+
+
+def test_served_response_carries_the_champions_interval(story, rolled_back):
+    """Each row's interval, from the interval logged with the serving version (no labelled
+    batch has moved it here), at the version's level."""
+    import mlflow.pyfunc
+
+    from mlops_assets.core.pyfunc_model import predict_interval
+
+    frame = _test_frame(story).to_pandas()
+    mlflow.set_tracking_uri(story["tracking_uri"])
+    _, lower, upper = predict_interval(mlflow.pyfunc.load_model("models:/load_forecaster/1"), frame)
+    served = rolled_back["served_after"]
+    assert served["interval_level"] == 0.8 and served["model_version"] == "1"
+    assert np.allclose(served["prediction_lower"], lower, rtol=1e-6) and np.allclose(served["prediction_upper"], upper, rtol=1e-6)
+    point = np.asarray(served["predictions"])
+    assert np.all(np.asarray(served["prediction_lower"]) < point) and np.all(point < np.asarray(served["prediction_upper"]))
 
     status = rolled_back["status"]
     assert "champion     1" in status.stdout and "rollback" in status.stdout
