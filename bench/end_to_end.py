@@ -25,7 +25,7 @@ resource setup; its share = (Σ run wall − Σ step time) / Σ run wall. Landin
 simulator) and building the Definitions are reported separately.
 
 Training settings: `default` and `100k` use the demo's `full` profile. At 1M and 5M rows the full
-randomized search (10 XGBoost candidates × 5 folds, up to 400 trees of depth 8) is estimated at
+randomized search (8 XGBoost candidates × 3 folds, up to 400 trees of depth 8) is estimated at
 over an hour on 2 cores (bench/training.py), so those sizes run with the reduced search in
 bench/large_training.yaml (MLOPS_TRAINING_CONFIG): the same graph and code, fewer candidates and
 folds. The JSON records which settings each size used.

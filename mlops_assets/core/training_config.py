@@ -37,15 +37,15 @@ class TrainingConfig:
     profile: str = "full"
     seed: int = 42
     selection_metric: str = "rmse"
-    cv_splits: int = 5
-    xgboost_iterations: int = 10
+    cv_splits: int = 3
+    xgboost_iterations: int = 8
     xgboost_space: dict[str, Any] = field(default_factory=lambda: dict(XGBOOST_SPACE))
     early_stopping_rounds: int = 30
-    linear_iterations: int = 12
+    linear_iterations: int = 8
     linear_space: dict[str, Any] = field(default_factory=lambda: dict(LINEAR_SPACE))
     lstm_window_hours: float = 24.0  # the LSTM's look-back in time, converted to steps of the data's frequency
     lstm_units: int = 32
-    lstm_epochs: int = 12
+    lstm_epochs: int = 8
     lstm_batch_size: int = 256
     lstm_patience: int = 3
     lstm_max_train_rows: int = 60_000

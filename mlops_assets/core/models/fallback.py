@@ -241,14 +241,19 @@ def known_groups(groups: np.ndarray | None, min_rows: int) -> tuple[str, ...]:
     return tuple(sorted(str(label) for label, n in zip(labels, counts) if n >= min_rows))
 
 
-def with_group_fallback(forecaster: Any, data: ModelData, seed: int = 0) -> Any:
+def with_group_fallback(forecaster: Any, data: ModelData, seed: int = 0, serves: Split | None = None) -> Any:
     """`forecaster` routed through a group fallback fitted on its own fitted rows; unchanged for
     a single series (or inputs without target lags), and returned as it is when it already is a
-    router."""
+    router. With `serves` (the only rows it will forecast, e.g. a train-only fit scoring
+    validation), unchanged too when every one of those rows is of a group it knows: the
+    fallback would serve none of them."""
     roles = ColumnRoles.of(data)
     if isinstance(forecaster, GroupRouter) or not data.group or not roles.level:
         return forecaster
     rows = fitted_rows(forecaster, data)
     min_rows = known_min_rows(data)
+    known = known_groups(rows.groups, min_rows)
+    if serves is not None and serves.groups is not None and set(np.asarray(serves.groups).astype(str)) <= set(known):
+        return forecaster
     fallback = fit_fallback(rows.X, rows.y, roles, seed)
-    return GroupRouter(forecaster, fallback, data.group, known_groups(rows.groups, min_rows), min_rows)
+    return GroupRouter(forecaster, fallback, data.group, known, min_rows)

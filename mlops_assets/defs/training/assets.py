@@ -126,7 +126,8 @@ def _fit(kind: str, data, config) -> tuple[Any, Any, Any, dict[str, Any], dict[s
         params = search.best_params
     final = refit(forecaster, data, config)
     extra = {**extra, "refit_rows": final.fit_info["rows"], "degree_day_balance": _balance(final)}
-    forecaster, final = (with_group_fallback(f, data, config.seed) for f in (forecaster, final))
+    # The train-only fit only scores validation: its fallback is fitted only if a validation row needs it.
+    forecaster, final = with_group_fallback(forecaster, data, config.seed, serves=data.validation), with_group_fallback(final, data, config.seed)
     return forecaster, final, search, params, extra
 
 
