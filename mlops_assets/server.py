@@ -97,7 +97,7 @@ class ChampionHolder:
 
 def predict(champion: Champion, body: bytes, spec: DatasetSpec) -> dict[str, Any]:
     """The response body for a request (RequestError when it is refused)."""
-    from mlops_assets.core.pyfunc_model import served_by
+    from mlops_assets.core.pyfunc_model import predict_interval, served_by
     from mlops_assets.core.request_checks import RequestError, model_frame, validated
 
     frame = validated(body, spec)
@@ -105,8 +105,7 @@ def predict(champion: Champion, body: bytes, spec: DatasetSpec) -> dict[str, Any
         inputs = model_frame(frame, champion.input_schema)
     except (ValueError, TypeError) as error:
         raise RequestError(f"the request does not fit the model's signature: {error}", error_code="INVALID_PARAMETER_VALUE") from None
-    predictions = [float(p) for p in champion.model.predict(inputs)]
-    lower, upper = champion.intervals.interval(predictions, inputs) if champion.intervals else ([math.nan] * len(predictions),) * 2
+    predictions, lower, upper = predict_interval(champion.model, inputs, champion.intervals)
     return {
         "predictions": _finite_or_none(predictions),
         "prediction_lower": _finite_or_none(lower),

@@ -226,15 +226,19 @@ def default_spec_path() -> Path:
     return Path(str(resources.files("mlops_assets") / "specs" / "electricity_load.yaml"))
 
 
+def read_yaml(path: Path, what: str, error: type[Exception]) -> Any:
+    """The YAML document at `path`; `error` naming `what` and the path when it is missing or not YAML."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise error(f"{what} {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise error(f"{what} {path} is not valid YAML: {exc}") from exc
+
+
 def load_spec(path: str | os.PathLike[str] | None = None) -> DatasetSpec:
     path = Path(path) if path else default_spec_path()
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise SpecError(f"dataset spec {path} does not exist") from exc
-    except yaml.YAMLError as exc:
-        raise SpecError(f"dataset spec {path} is not valid YAML: {exc}") from exc
-    return spec_from_dict(raw, source=str(path))
+    return spec_from_dict(read_yaml(path, "dataset spec", SpecError), source=str(path))
 
 
 def _flag(raw: dict[str, Any], key: str, default: bool, where: str, source: str) -> bool:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
+from mlops_assets.core.spec import read_yaml
+
 
 SOURCES_ENV_VAR = "MLOPS_SOURCES_CONFIG"
 DEFAULT_ROUTE = "electricity/rto/region-sub-ba-data"
@@ -65,13 +66,7 @@ def default_sources_path() -> Path:
 
 def load_sources_config(path: str | os.PathLike[str] | None = None) -> SourcesConfig:
     path = Path(path) if path else default_sources_path()
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise SourcesConfigError(f"sources configuration {path} does not exist") from exc
-    except yaml.YAMLError as exc:
-        raise SourcesConfigError(f"sources configuration {path} is not valid YAML: {exc}") from exc
-    return sources_from_dict(raw, source=str(path))
+    return sources_from_dict(read_yaml(path, "sources configuration", SourcesConfigError), source=str(path))
 
 
 def _need(raw: dict[str, Any], key: str, where: str, source: str) -> Any:

@@ -148,15 +148,15 @@ def batch_predictions(context: dg.AssetExecutionContext, clean_load: pl.DataFram
     group-agnostic "fallback") and `new_group` (a group the champion was not trained on; each
     new group is named here and in one WARN alert)."""
     from mlops_assets.core.metrics import regression_metrics
+    from mlops_assets.core.pyfunc_model import predict_interval
 
     spec = dataset.load()
     history_id = latest_storage_id(context.instance, "load_history")
     features = _batch_features(clean_load, load_history, spec)
     version, model = _champion(mlflow_tracking)
     inputs = pandas_inputs(features, spec) if features.height else None
-    predictions = np.asarray(model.predict(inputs), float) if features.height else np.zeros(0)
     calibrator = current_calibrator(drift, version, model)
-    lower, upper = calibrator.interval(predictions, inputs) if calibrator and features.height else (np.full(features.height, np.nan),) * 2
+    predictions, lower, upper = predict_interval(model, inputs, calibrator) if features.height else (np.zeros(0),) * 3
     known = _known_groups(model, lambda: load_reference(mlflow_tracking, version), spec)
     new = features.get_column(spec.group).cast(pl.String).is_in(known).not_() if known is not None else pl.repeat(False, features.height, eager=True)
     out = features.with_columns(

@@ -4,6 +4,8 @@ with missing hours lands (the gaps listed, the hours left empty, counted by inge
 subregion without any demand that day stops it. Weather missing for a whole day (the archive
 lags real time by a few days) lands empty: fetch the day again later to fill it."""
 
+import warnings
+
 import dagster as dg
 import polars as pl
 
@@ -16,6 +18,9 @@ from mlops_assets.defs.sources.assets import (
     demand_series, eia_demand, partition_day, source_days, weather_observations, weather_series,
 )
 from mlops_assets.resources.sources import SourcesSettings
+
+# Checks on a partition are a preview API in Dagster 1.13, used deliberately: say so once, here.
+warnings.filterwarnings("ignore", category=dg.PreviewWarning, message="Specifying a partitions_def on an AssetCheckSpec")
 
 
 def _schema_result(problems: list[str], rows: int) -> dg.AssetCheckResult:
